@@ -1,0 +1,1 @@
+"""Chronos Synapse SDK."""

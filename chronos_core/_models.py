@@ -1,0 +1,330 @@
+"""The wire schema, defined once and used by the SDK and the server.
+
+Field names are camelCase on the wire and snake_case in Python. Unknown fields are ignored
+(a newer client never breaks an older server), and every field we added to the original
+contract is optional.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from croniter import croniter
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "MAX_BATCH_ITEMS",
+    "ExecutionBatch",
+    "ExecutionEvent",
+    "ExecutionIngested",
+    "ExecutionStatus",
+    "IngestResult",
+    "ItemError",
+    "JobDefinition",
+    "JobRegistration",
+    "JobTrigger",
+    "RegisterResult",
+    "RunMode",
+    "Source",
+    "WireModel",
+    "format_timestamp",
+    "parse_timestamp",
+]
+
+# Size limits declared by the schema. The SDK truncates to much less by default
+# (max_log_bytes); these bound what a server has to accept from any client.
+MAX_ID_LENGTH = 256
+MAX_NAME_LENGTH = 512
+MAX_SCHEDULE_LENGTH = 256
+MAX_VERSION_LENGTH = 128
+MAX_SHORT_TEXT = 256
+MAX_MESSAGE_LENGTH = 8_192
+MAX_STACK_LENGTH = 100_000
+MAX_LOG_LENGTH = 1_000_000
+MAX_SNIPPET_LENGTH = 20_000
+MAX_LABELS = 64
+MAX_METADATA_BYTES = 16_384
+MAX_BATCH_ITEMS = 1_000
+
+
+class ExecutionStatus(StrEnum):
+    """The state of one run. `success` and `failed` are the original contract's statuses."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    MISSED = "missed"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether no later event of the same run is expected."""
+        return self is not ExecutionStatus.RUNNING
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether the run counts as a failure in metrics."""
+        return self in _FAILURES
+
+
+_FAILURES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.MISSED})
+
+
+class RunMode(StrEnum):
+    """How often a job is meant to run."""
+
+    ONCE = "once"
+    RECURRING = "recurring"
+
+
+class Source(StrEnum):
+    """Which part of the SDK observed a run."""
+
+    RUNNER = "runner"
+    CELERY = "celery"
+    APSCHEDULER = "apscheduler"
+    RQ = "rq"
+    EXEC = "exec"
+
+
+def parse_timestamp(value: Any) -> Any:
+    """Accept ISO-8601 strings and epoch milliseconds; naive datetimes are taken as UTC."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """Format as the original API does: UTC, millisecond precision, `Z` suffix."""
+    return _as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(parse_timestamp),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+]
+
+
+def _short(max_length: int = MAX_SHORT_TEXT) -> Any:
+    return Field(default=None, max_length=max_length)
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: camelCase aliases, unknown fields ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        use_enum_values=False,
+        ser_json_timedelta="float",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready camelCase dict, without unset optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class JobDefinition(WireModel):
+    """A job as registered with the server (`POST /api/ingest/jobs/register`)."""
+
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    schedule: str = Field(default="", max_length=MAX_SCHEDULE_LENGTH)
+    run_mode: RunMode = RunMode.RECURRING
+    version: str | None = _short(MAX_VERSION_LENGTH)
+    signature_hash: str | None = _short()
+    org_id: str | None = _short()
+    app_id: str | None = _short()
+    run_at: Timestamp | None = None
+    # Additive fields.
+    timezone: str | None = Field(default=None, max_length=64, description="IANA zone of the cron")
+    interval_seconds: float | None = Field(default=None, gt=0, description="For interval jobs")
+    description: str | None = _short(MAX_MESSAGE_LENGTH)
+    source: Source | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if value and not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone: {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_matches_mode(self) -> JobDefinition:
+        if self.run_mode is RunMode.RECURRING and not self.schedule and not self.interval_seconds:
+            raise ValueError("a recurring job needs a non-empty schedule (or intervalSeconds)")
+        if self.run_mode is RunMode.ONCE and not self.schedule and self.run_at is None:
+            raise ValueError("a one-time job needs a cron schedule or runAt")
+        return self
+
+
+class ExecutionEvent(WireModel):
+    """One observation of a run (`POST /api/ingest/executions/batch`).
+
+    A run may be reported twice under the same `exec_id`: a `running` event when it starts and
+    its final event; the server keeps one execution.
+    """
+
+    exec_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    job_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    status: ExecutionStatus
+    started_at: Timestamp
+    finished_at: Timestamp | None = None
+    duration_ms: float | None = Field(default=None, ge=0)
+    exit_code: int | None = None
+    error_message: str | None = _short(MAX_MESSAGE_LENGTH)
+    error_type: str | None = _short()
+    error_stack: str | None = _short(MAX_STACK_LENGTH)
+    stdout: str | None = _short(MAX_LOG_LENGTH)
+    stderr: str | None = _short(MAX_LOG_LENGTH)
+    attempt: int = Field(default=1, ge=1)
+    labels: list[Annotated[str, Field(max_length=MAX_SHORT_TEXT)]] = Field(
+        default_factory=list, max_length=MAX_LABELS
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    job_version: str | None = _short(MAX_VERSION_LENGTH)
+    app_version: str | None = _short(MAX_VERSION_LENGTH)
+    code_snippet: str | None = _short(MAX_SNIPPET_LENGTH)
+    code_language: str | None = _short(32)
+    # Additive fields.
+    source: Source | None = None
+    host: str | None = _short()
+    pid: int | None = None
+    queue: str | None = _short()
+    worker: str | None = _short()
+    trigger_id: str | None = _short()
+    scheduled_for: Timestamp | None = None
+    trace_id: str | None = Field(
+        default=None,
+        max_length=64,
+        validation_alias=AliasChoices("traceId", "trace_id"),
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, default=str))
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is {size} bytes, over the limit of {MAX_METADATA_BYTES}")
+        return value
+
+    @model_validator(mode="after")
+    def _finish_after_start(self) -> ExecutionEvent:
+        if self.finished_at is not None and self.finished_at < self.started_at:
+            raise ValueError("finishedAt is before startedAt")
+        return self
+
+
+class JobRegistration(WireModel):
+    """Body of `POST /api/ingest/jobs/register`."""
+
+    jobs: list[JobDefinition] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+class ExecutionBatch(WireModel):
+    """Body of `POST /api/ingest/executions/batch`."""
+
+    executions: list[ExecutionEvent] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+class ItemError(WireModel):
+    """Why one item of a batch was refused; `index` is its position in the request."""
+
+    index: int
+    field: str
+    message: str
+
+
+class RegisterResult(WireModel):
+    """Response of job registration. `success` is the original contract's field."""
+
+    success: bool = True
+    registered: int = 0
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class IngestResult(WireModel):
+    """Response of execution ingestion. `success` and `ingested` are the original's fields."""
+
+    success: bool = True
+    ingested: int = 0
+    duplicates: int = 0
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class ExecutionIngested(WireModel):
+    """The realtime `execution:ingested` payload."""
+
+    job_id: str
+    exec_id: str
+    status: ExecutionStatus
+    started_at: Timestamp
+    finished_at: Timestamp | None = None
+    duration_ms: float | None = None
+    exit_code: int | None = None
+
+    @classmethod
+    def from_event(cls, event: ExecutionEvent) -> ExecutionIngested:
+        """The summary broadcast for one stored execution."""
+        return cls(
+            job_id=event.job_id,
+            exec_id=event.exec_id,
+            status=event.status,
+            started_at=event.started_at,
+            finished_at=event.finished_at,
+            duration_ms=event.duration_ms,
+            exit_code=event.exit_code,
+        )
+
+
+class JobTrigger(WireModel):
+    """The realtime `job:trigger` payload sent to a runner."""
+
+    job_id: str
+    trigger_id: str
+    scheduled_for: Timestamp
+
+
