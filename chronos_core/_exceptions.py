@@ -41,6 +41,8 @@ class TransportError(ChronosError):
 
     retryable: bool = False
     reason: str = "transport_error"
+    #: How many requests were made before giving up (retries included).
+    attempts: int = 1
 
 
 class ConnectError(TransportError):

@@ -326,5 +326,3 @@ class JobTrigger(WireModel):
     job_id: str
     trigger_id: str
     scheduled_for: Timestamp
-
-

@@ -1,0 +1,407 @@
+"""`BatchExporter`: the one background sender every integration feeds.
+
+`record()` runs on the user's thread and only appends to a bounded in-memory queue. A
+daemon thread, started lazily and again after `fork()`, takes batches off the queue and
+sends them; with a spool directory each batch is written to disk first and deleted once the
+server acknowledges it.
+
+What happens to an event, and where it is counted in `stats()`:
+
+- acknowledged by the server → `sent`
+- the queue is full → `dropped["queue_full"]`; the spool is full → `dropped["spool_full"]`
+- the server refuses the batch (400/401/403/413/422, any status but 429/502/503/504) →
+  `dropped["http_<status>"]`; a single item refused inside an accepted batch →
+  `dropped["rejected_item"]`
+- the server is unreachable or answers 429/502/503/504 → retried with backoff inside
+  `export_timeout`; if that runs out the batch stays queued (or spooled) and is tried again
+  after a growing pause, so an outage loses nothing up to the queue bound
+- still queued when `shutdown()` runs out of time → spooled if there is a spool, else
+  `dropped["shutdown"]`
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import enum
+import json
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chronos_core._client import BATCH_PATH, ChronosClient
+from chronos_core._config import ChronosSettings
+from chronos_core._exceptions import RejectedError, TransportError
+from chronos_core._models import ExecutionEvent
+from chronos_core._retry import RetryPolicy
+from chronos_core._spool import Spool, SpoolEntry
+
+__all__ = ["BatchExporter", "ExporterStats"]
+
+logger = logging.getLogger("chronos_core.exporter")
+
+# Pause between attempts once a batch has failed for a whole export_timeout: starts at the
+# policy's backoff and grows to this ceiling while the server stays unreachable.
+OUTAGE_MAX_PAUSE = 30.0
+# One warning per drop reason per this many seconds, so a bad key does not flood the log.
+LOG_EVERY = 60.0
+
+_live_exporters: weakref.WeakSet[BatchExporter] = weakref.WeakSet()
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterStats:
+    """A snapshot of what the exporter has done since it was created (or since fork)."""
+
+    sent: int
+    queued: int
+    retried: int
+    spooled: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dropped_total(self) -> int:
+        """Events dropped for any reason."""
+        return sum(self.dropped.values())
+
+
+class BatchExporter:
+    """Queues execution events and sends them in batches from a background thread.
+
+    Construct it with a `ChronosClient`, or with settings (keyword arguments or `CHRONOS_*`
+    environment variables) from which it makes one. `record()` never blocks and never
+    raises; `flush()` and `shutdown()` are bounded by their timeout even when the server
+    accepts connections and never answers.
+    """
+
+    client_class: type[ChronosClient] = ChronosClient
+
+    def __init__(
+        self,
+        client: ChronosClient | None = None,
+        *,
+        settings: ChronosSettings | None = None,
+        retry: RetryPolicy | None = None,
+        spool: Spool | None = None,
+        **overrides: Any,
+    ) -> None:
+        if client is not None:
+            self.settings = client.settings
+        elif settings is not None and not overrides:
+            self.settings = settings
+        else:
+            base = settings.model_dump() if settings is not None else {}
+            self.settings = ChronosSettings.load(**{**base, **overrides})
+        if client is None and not self.settings.disabled:
+            self.settings.require_api_key()
+        self.retry = retry or (client.retry if client is not None else RetryPolicy())
+        self._given_client = client
+        if spool is None and self.settings.spool_dir is not None:
+            spool = Spool(self.settings.spool_dir)
+        self.spool = spool
+        self._origin_pid = os.getpid()
+        self._max_queue = self.settings.max_queue_size
+        self._batch_size = self.settings.max_batch_size
+        self._init_state()
+        if self.spool is not None and self.spool.pending():
+            # Batches left by a process that died: adopt them and send them now.
+            self._start_thread()
+        _live_exporters.add(self)
+        self_ref = weakref.ref(self)
+        atexit.register(_flush_at_exit, self_ref)
+
+    def _init_state(self) -> None:
+        """Everything that must be fresh in a new process (at construction and after fork)."""
+        self._pid = os.getpid()
+        self._queue: deque[ExecutionEvent] = deque()
+        self._held: list[ExecutionEvent] | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(threading.Lock())
+        self._wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        # An httpx client's connections must not be shared with a forked child.
+        self._client: ChronosClient | None = (
+            self._given_client if self._pid == self._origin_pid else None
+        )
+        self._inflight = 0
+        self._busy = False
+        self._flush_requested = False
+        self._pause_until = 0.0
+        self._failures = 0
+        self._sent = 0
+        self._retried = 0
+        self._spooled = 0
+        self._dropped: Counter[str] = Counter()
+        self._last_log: dict[str, float] = {}
+
+    # -- the user's thread ---------------------------------------------------------------
+
+    def record(self, event: ExecutionEvent) -> bool:
+        """Queue one event for delivery. Returns False if it was dropped (and counts why)."""
+        try:
+            if self._pid != os.getpid():
+                self._after_fork_in_child()
+            if self._closed or self.settings.disabled:
+                self._drop("shutdown" if self._closed else "disabled", 1)
+                return False
+            queue = self._queue
+            if len(queue) >= self._max_queue:
+                self._drop("queue_full", 1)
+                return False
+            queue.append(event)
+            if self._thread is None:
+                self._start_thread()
+            if len(queue) >= self._batch_size:
+                self._wakeup.set()
+            return True
+        except Exception:  # never raise into the user's job
+            with contextlib.suppress(Exception):
+                self._drop("internal_error", 1)
+            return False
+
+    def record_many(self, events: Iterable[ExecutionEvent]) -> int:
+        """Queue several events; returns how many were accepted."""
+        return sum(1 for event in events if self.record(event))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything queued so far; True if nothing is left pending within `timeout`."""
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        if self._is_idle():
+            return True
+        if self._thread is None:
+            self._start_thread()
+        with self._idle:
+            self._flush_requested = True
+            self._wakeup.set()
+            while not self._is_idle():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.05))
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush, stop the thread and refuse further events; bounded by `timeout` seconds.
+
+        Events still pending after the timeout are spooled when a spool is configured,
+        otherwise dropped and counted as `shutdown`. Returns True if everything was sent.
+        """
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        flushed = self.flush(timeout)
+        self._closed = True
+        self._stop.set()
+        self._wakeup.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(deadline - time.monotonic(), 0))
+            if thread.is_alive() and self._inflight and self.spool is None:
+                # The request may still succeed, but nobody will be here to see it.
+                self._drop("shutdown", self._inflight)
+        leftover = self._take(len(self._queue))
+        if leftover and not self._spool_events(leftover):
+            self._drop("shutdown", len(leftover))
+        client = self._client
+        if client is not None and client is not self._given_client and not self._busy:
+            client.close()
+        return flushed
+
+    def stats(self) -> ExporterStats:
+        """Counters since construction (or since fork, in a child process)."""
+        held = len(self._held) if self._held else 0
+        # Spooled batches are on disk whether in flight or not.
+        pending = held + self._inflight if self.spool is None else self.spool.owned()
+        return ExporterStats(
+            sent=self._sent,
+            queued=len(self._queue) + pending,
+            retried=self._retried,
+            spooled=self._spooled,
+            dropped=dict(self._dropped),
+        )
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _is_idle(self) -> bool:
+        if self._queue or self._held or self._busy:
+            return False
+        return self.spool is None or self.spool.owned() == 0
+
+    def _drop(self, reason: str, count: int) -> None:
+        with self._lock:
+            self._dropped[reason] += count
+        now = time.monotonic()
+        if now - self._last_log.get(reason, -LOG_EVERY) >= LOG_EVERY:
+            self._last_log[reason] = now
+            logger.warning("chronos: dropped %d event(s): %s", count, reason)
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(target=self._run, name="chronos-exporter", daemon=True)
+            self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        """The child gets its own queue and thread; the parent's pending events stay there."""
+        self._init_state()
+
+    def _take(self, limit: int) -> list[ExecutionEvent]:
+        batch: list[ExecutionEvent] = []
+        queue = self._queue
+        while queue and len(batch) < limit:
+            try:
+                batch.append(queue.popleft())
+            except IndexError:
+                break
+        return batch
+
+    def _get_client(self) -> ChronosClient:
+        if self._client is None:
+            self._client = self.client_class(settings=self.settings, retry=self.retry)
+        return self._client
+
+    def _run(self) -> None:
+        interval = self.settings.flush_interval
+        while True:
+            urgent = self._flush_requested or self._stop.is_set()
+            if not urgent:
+                paused_for = self._pause_until - time.monotonic()
+                self._wakeup.wait(paused_for if paused_for > 0 else interval)
+            self._wakeup.clear()
+            urgent = self._flush_requested or self._stop.is_set()
+            if not urgent and time.monotonic() < self._pause_until:
+                continue  # woken by a full batch during an outage pause: keep pausing
+            self._flush_requested = False
+            try:
+                self._busy = True
+                self._export_pending()
+            except Exception:
+                logger.exception("chronos: exporter error")
+            finally:
+                self._busy = False
+                with self._idle:
+                    self._idle.notify_all()
+            if self._stop.is_set() and (self._is_idle() or self._failures):
+                return
+
+    def _export_pending(self) -> None:
+        if self.spool is not None:
+            while self._queue:
+                batch = self._take(self._batch_size)
+                if not self._spool_events(batch):
+                    self._drop("spool_full", len(batch))
+            for entry in self.spool.pending():
+                if not self._send_spooled(entry):
+                    return
+            return
+        while self._held or self._queue:
+            batch = self._held or self._take(self._batch_size)
+            self._held = None
+            body = _encode(batch)
+            outcome = self._send(body, len(batch))
+            if outcome is _Outcome.RETRY_LATER:
+                self._held = batch
+                return
+
+    def _send_spooled(self, entry: SpoolEntry) -> bool:
+        try:
+            body = entry.read()
+        except FileNotFoundError:
+            return True
+        outcome = self._send(body, entry.events)
+        if outcome is _Outcome.RETRY_LATER:
+            return False
+        assert self.spool is not None
+        self.spool.remove(entry)
+        return True
+
+    def _spool_events(self, events: list[ExecutionEvent]) -> bool:
+        if self.spool is None:
+            return False
+        try:
+            written = self.spool.write(_encode(events), len(events))
+        except OSError:
+            logger.warning("chronos: could not write to spool %s", self.spool.directory)
+            return False
+        if written is None:
+            return False
+        self._spooled += len(events)
+        return True
+
+    def _count_retry(self, error: TransportError, wait: float) -> None:
+        self._retried += 1
+
+    def _send(self, body: bytes, events: int) -> _Outcome:
+        client = self._get_client()
+        self._inflight = events
+        try:
+            result = client.post_encoded(
+                BATCH_PATH,
+                body,
+                timeout=self.settings.export_timeout,
+                abort=self._stop,
+                on_retry=self._count_retry,
+            )
+        except RejectedError as error:
+            self._inflight = 0
+            self._failures = 0
+            self._pause_until = 0.0
+            self._drop(error.reason, events)
+            return _Outcome.DONE
+        except TransportError as error:
+            self._inflight = 0
+            self._failures += 1
+            self._retried += 1
+            pause = min(self.retry.backoff(self._failures, None), OUTAGE_MAX_PAUSE)
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after:
+                pause = max(pause, retry_after)
+            self._pause_until = time.monotonic() + pause
+            logger.debug("chronos: export failed (%s), next attempt in %.1fs", error, pause)
+            return _Outcome.RETRY_LATER
+        self._inflight = 0
+        self._failures = 0
+        self._pause_until = 0.0
+        rejected = len(result.errors)
+        if rejected:
+            self._drop("rejected_item", rejected)
+        self._sent += events - rejected
+        return _Outcome.DONE
+
+
+class _Outcome(enum.Enum):
+    DONE = "done"  # acknowledged, or refused for good: either way not to be sent again
+    RETRY_LATER = "retry_later"
+
+
+def _encode(events: list[ExecutionEvent]) -> bytes:
+    payload = {"executions": [event.to_wire() for event in events]}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _flush_at_exit(ref: Callable[[], BatchExporter | None]) -> None:
+    exporter = ref()
+    if exporter is None or exporter._pid != os.getpid() or exporter._closed:
+        return
+    with contextlib.suppress(Exception):
+        exporter.shutdown(exporter.settings.shutdown_timeout)
+
+
+def _reinit_after_fork() -> None:
+    for exporter in list(_live_exporters):
+        with contextlib.suppress(Exception):
+            exporter._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -1,0 +1,315 @@
+"""BatchExporter against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from chronos_core import BatchExporter, RetryPolicy
+from tests.support.events import make_event
+from tests.support.recording_server import BlackHole, RecordingServer, Scripted
+
+FAST = RetryPolicy(initial=0.05, maximum=0.2)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def exporter_for(url: str, **kwargs: object) -> BatchExporter:
+    options: dict[str, object] = {
+        "api_key": "test-key",
+        "endpoint": url,
+        "flush_interval": 0.1,
+        "export_timeout": 2.0,
+        "request_timeout": 1.0,
+    }
+    options.update(kwargs)
+    return BatchExporter(retry=FAST, **options)
+
+
+def test_batches_by_size_and_delivers_everything_once(recording_server: RecordingServer) -> None:
+    exporter = exporter_for(recording_server.url, max_batch_size=100, flush_interval=30)
+    for n in range(250):
+        assert exporter.record(make_event(n))
+    # Two full batches go without waiting for the interval.
+    assert len(recording_server.wait_for(200, timeout=5)) >= 200
+    assert exporter.flush(5)
+    ids = recording_server.acknowledged_exec_ids()
+    assert sorted(ids) == sorted(f"job-1:{n}" for n in range(250))
+    assert all(len(r.body["executions"]) <= 100 for r in recording_server.requests)
+    stats = exporter.stats()
+    assert (stats.sent, stats.queued, stats.dropped_total) == (250, 0, 0)
+    exporter.shutdown(1)
+
+
+def test_partial_batch_goes_on_the_interval(recording_server: RecordingServer) -> None:
+    exporter = exporter_for(recording_server.url, flush_interval=0.2)
+    exporter.record(make_event(1))
+    assert recording_server.wait_for(1, timeout=3) == ["job-1:1"]
+    exporter.shutdown(1)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 413, 422])
+def test_refused_batches_are_dropped_with_the_reason_not_retried(
+    recording_server: RecordingServer, status: int
+) -> None:
+    recording_server.respond(Scripted(status))
+    exporter = exporter_for(recording_server.url)
+    for n in range(3):
+        exporter.record(make_event(n))
+    assert exporter.flush(5)
+    assert len(recording_server.requests) == 1
+    stats = exporter.stats()
+    assert stats.dropped == {f"http_{status}": 3}
+    assert stats.sent == 0
+    exporter.shutdown(1)
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_retryable_answers_are_retried_and_counted(
+    recording_server: RecordingServer, status: int
+) -> None:
+    recording_server.respond(Scripted(status), Scripted(status))
+    exporter = exporter_for(recording_server.url)
+    exporter.record(make_event(1))
+    assert exporter.flush(5)
+    assert recording_server.acknowledged_exec_ids() == ["job-1:1"]
+    stats = exporter.stats()
+    assert stats.retried == 2
+    assert stats.sent == 1
+    exporter.shutdown(1)
+
+
+def test_retry_after_is_honoured_by_the_exporter(recording_server: RecordingServer) -> None:
+    recording_server.respond(Scripted(429, headers={"Retry-After": "1"}))
+    exporter = exporter_for(recording_server.url)
+    started = time.monotonic()
+    exporter.record(make_event(1))
+    assert exporter.flush(5)
+    assert time.monotonic() - started >= 0.95
+    assert recording_server.acknowledged_exec_ids() == ["job-1:1"]
+    exporter.shutdown(1)
+
+
+def test_items_refused_inside_an_accepted_batch_are_counted(
+    recording_server: RecordingServer,
+) -> None:
+    recording_server.respond(
+        Scripted(
+            200,
+            body={
+                "success": True,
+                "ingested": 1,
+                "errors": [{"index": 1, "field": "status", "message": "bad"}],
+            },
+        )
+    )
+    exporter = exporter_for(recording_server.url)
+    exporter.record(make_event(1))
+    exporter.record(make_event(2))
+    assert exporter.flush(5)
+    assert exporter.stats().sent == 1
+    assert exporter.stats().dropped == {"rejected_item": 1}
+    exporter.shutdown(1)
+
+
+def test_full_queue_drops_and_counts(black_hole: BlackHole) -> None:
+    exporter = exporter_for(black_hole.url, max_queue_size=10, max_batch_size=5)
+    accepted = sum(exporter.record(make_event(n)) for n in range(40))
+    # The queue holds 10; the sending thread may already hold one batch of 5.
+    assert 10 <= accepted <= 15
+    assert exporter.stats().dropped["queue_full"] == 40 - accepted
+    exporter.shutdown(0.5)
+
+
+def test_shutdown_is_bounded_when_the_server_black_holes(black_hole: BlackHole) -> None:
+    exporter = exporter_for(black_hole.url, export_timeout=30.0, request_timeout=10.0)
+    for n in range(50):
+        exporter.record(make_event(n))
+    time.sleep(0.2)  # let the thread start its first request
+    started = time.monotonic()
+    assert exporter.shutdown(2) is False
+    assert time.monotonic() - started < 2.5
+    stats = exporter.stats()
+    assert stats.sent == 0
+    assert stats.dropped["shutdown"] == 50
+    assert exporter.record(make_event(99)) is False
+
+
+def test_record_never_raises_even_when_the_exporter_is_broken(
+    recording_server: RecordingServer,
+) -> None:
+    class BrokenQueue(deque[object]):
+        def append(self, item: object) -> None:
+            raise RuntimeError("bug in the SDK")
+
+    exporter = exporter_for(recording_server.url)
+    exporter._queue = BrokenQueue()  # type: ignore[assignment]
+    assert exporter.record(make_event(1)) is False
+    assert exporter.stats().dropped["internal_error"] == 1
+
+
+def test_disabled_exporter_needs_no_key_and_sends_nothing(
+    recording_server: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHRONOS_API_KEY", raising=False)
+    exporter = BatchExporter(endpoint=recording_server.url, disabled=True)
+    assert exporter.record(make_event(1)) is False
+    assert exporter.stats().dropped == {"disabled": 1}
+    assert recording_server.requests == []
+
+
+def test_outage_keeps_events_queued_and_delivers_each_once(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(recording_server.url, max_batch_size=100)
+    recording_server.refuse()
+    for n in range(2_000):
+        assert exporter.record(make_event(n))
+        if n % 100 == 0:
+            time.sleep(0.15)  # spread over ~3 s while the server is down
+    assert exporter.flush(0.5) is False
+    assert exporter.stats().queued == 2_000
+    recording_server.resume()
+    assert exporter.flush(30)
+    ids = recording_server.acknowledged_exec_ids()
+    assert len(ids) == 2_000
+    assert set(ids) == {f"job-1:{n}" for n in range(2_000)}
+    assert exporter.stats().retried > 0
+    exporter.shutdown(1)
+
+
+@pytest.mark.slow
+def test_thirty_second_outage_with_two_thousand_events(recording_server: RecordingServer) -> None:
+    exporter = exporter_for(recording_server.url, export_timeout=5.0)
+    recording_server.refuse()
+    outage_started = time.monotonic()
+    for n in range(2_000):
+        exporter.record(make_event(n))
+        time.sleep(0.014)  # 2,000 events over ~30 s
+    while time.monotonic() - outage_started < 30:
+        time.sleep(0.1)
+    recording_server.resume()
+    assert exporter.flush(60)
+    ids = recording_server.acknowledged_exec_ids()
+    assert len(ids) == 2_000
+    assert set(ids) == {f"job-1:{n}" for n in range(2_000)}
+    assert exporter.stats().dropped_total == 0
+    exporter.shutdown(1)
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_spool_survives_a_restart_and_nothing_is_sent_twice(
+    recording_server: RecordingServer, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    recording_server.refuse()
+    first = _run_python(
+        """
+        from chronos_core import BatchExporter, RetryPolicy
+        from tests.support.events import make_event
+        exporter = BatchExporter(retry=RetryPolicy(initial=0.05, maximum=0.1), export_timeout=0.5)
+        for n in range(120):
+            exporter.record(make_event(n))
+        exporter.shutdown(1)
+        print(exporter.stats())
+        """,
+        CHRONOS_API_KEY="k",
+        CHRONOS_ENDPOINT=recording_server.url,
+        CHRONOS_SPOOL_DIR=str(spool),
+    )
+    assert first.returncode == 0, first.stderr
+    assert sum(int(p.name.split("-")[2]) for p in spool.glob("*.batch")) == 120
+    recording_server.resume()
+
+    exporter = exporter_for(recording_server.url, spool_dir=spool)
+    assert exporter.flush(10)
+    ids = recording_server.acknowledged_exec_ids()
+    assert sorted(ids) == sorted(f"job-1:{n}" for n in range(120))
+    assert list(spool.glob("*.batch")) == []
+    exporter.shutdown(1)
+
+    again = exporter_for(recording_server.url, spool_dir=spool)
+    again.record(make_event(500))
+    assert again.flush(5)
+    assert len(recording_server.acknowledged_exec_ids()) == 121
+    again.shutdown(1)
+
+
+def test_atexit_flushes_what_is_queued(recording_server: RecordingServer) -> None:
+    result = _run_python(
+        """
+        from chronos_core import BatchExporter
+        from tests.support.events import make_event
+        exporter = BatchExporter(flush_interval=60)
+        for n in range(7):
+            exporter.record(make_event(n))
+        """,
+        CHRONOS_API_KEY="k",
+        CHRONOS_ENDPOINT=recording_server.url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(recording_server.acknowledged_exec_ids()) == 7
+
+
+def test_forked_child_sends_its_own_events_not_the_parents(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(recording_server.url, flush_interval=60, max_batch_size=1000)
+    for n in range(10):
+        exporter.record(make_event(n, job_id="parent"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            for n in range(5):
+                exporter.record(make_event(n, job_id="child"))
+            code = 0 if exporter.flush(5) and exporter.stats().sent == 5 else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    child_requests = recording_server.acknowledged_exec_ids()
+    assert sorted(child_requests) == sorted(f"child:{n}" for n in range(5))
+    assert exporter.flush(5)
+    ids = recording_server.acknowledged_exec_ids()
+    assert sorted(ids) == sorted(
+        [f"child:{n}" for n in range(5)] + [f"parent:{n}" for n in range(10)]
+    )
+    exporter.shutdown(1)
+
+
+def test_exporter_log_records_do_not_loop_back(
+    recording_server: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    recording_server.respond(*[Scripted(400) for _ in range(5)])
+    exporter = exporter_for(recording_server.url, max_batch_size=1)
+    with caplog.at_level(logging.WARNING, logger="chronos_core.exporter"):
+        for n in range(5):
+            exporter.record(make_event(n))
+        assert exporter.flush(5)
+    # Five drops, one warning: the log is rate-limited per reason.
+    assert exporter.stats().dropped == {"http_400": 5}
+    warnings_logged = [r for r in caplog.records if r.name == "chronos_core.exporter"]
+    assert len(warnings_logged) == 1
+    exporter.shutdown(1)
