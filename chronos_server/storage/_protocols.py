@@ -1,0 +1,169 @@
+"""What the server needs from storage: two small protocols and the records they exchange.
+
+`TelemetryStore` holds jobs, executions and metrics; `AccountStore` holds users and API keys;
+`EventBroker` carries `execution:ingested` to realtime listeners of one tenant. Embedded mode
+implements all three over one SQLite file (and an in-process broker); production uses Redis for
+telemetry and pub/sub and PostgreSQL for accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from chronos_core._models import ExecutionEvent, ExecutionIngested, JobDefinition
+from chronos_server.storage._metrics import MetricsBucket, Resolution
+
+__all__ = [
+    "AccountStore",
+    "ApiKeyRecord",
+    "EventBroker",
+    "IngestOutcome",
+    "TelemetryStore",
+    "User",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account; its id is the tenant of everything its keys send."""
+
+    id: str
+    email: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored API key. Only the hash of the secret is kept; `prefix` identifies it."""
+
+    id: str
+    user_id: str
+    prefix: str
+    key_hash: bytes
+    name: str
+    created_at: datetime
+    org_id: str | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the key may no longer be used."""
+        return self.revoked_at is not None
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    """What one batch changed: `stored` were new (or completed a `running` one)."""
+
+    stored: list[ExecutionEvent] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@runtime_checkable
+class TelemetryStore(Protocol):
+    """Jobs, executions and metrics, always scoped by tenant."""
+
+    async def open(self) -> None:
+        """Connect and create what is missing."""
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    async def ping(self) -> bool:
+        """Whether the store answers."""
+
+    async def upsert_jobs(self, tenant: str, jobs: Sequence[JobDefinition]) -> int:
+        """Create or replace job definitions; returns how many were written."""
+
+    async def get_job(self, tenant: str, job_id: str) -> JobDefinition | None:
+        """One job of the tenant."""
+
+    async def list_jobs(self, tenant: str) -> list[JobDefinition]:
+        """Every job of the tenant, by id."""
+
+    async def ingest_executions(
+        self, tenant: str, events: Sequence[ExecutionEvent]
+    ) -> IngestOutcome:
+        """Store a batch in one round trip, idempotently by `exec_id`.
+
+        An unknown `exec_id` is stored; a final event for a stored `running` one replaces it;
+        anything else is a duplicate and changes nothing. Metrics count final events once.
+        """
+
+    async def get_execution(self, tenant: str, exec_id: str) -> ExecutionEvent | None:
+        """One execution of the tenant."""
+
+    async def list_executions(
+        self, tenant: str, job_id: str, limit: int = 100
+    ) -> list[ExecutionEvent]:
+        """The latest executions of a job, newest first."""
+
+    async def metrics(
+        self,
+        tenant: str,
+        job_id: str | None,
+        resolution: Resolution,
+        start: datetime,
+        end: datetime,
+    ) -> list[MetricsBucket]:
+        """Buckets of a job (or, with `job_id=None`, of the tenant) whose start is in range."""
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete what is older than the retention; returns how many executions went."""
+
+
+@runtime_checkable
+class AccountStore(Protocol):
+    """Users and API keys."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    async def ping(self) -> bool:
+        """Whether the store answers."""
+
+    async def create_user(self, email: str, name: str) -> User:
+        """A new account."""
+
+    async def get_user(self, user_id: str) -> User | None:
+        """One account."""
+
+    async def list_users(self) -> list[User]:
+        """Every account, oldest first."""
+
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a key (its hash); the prefix must be unique."""
+
+    async def find_api_key(self, prefix: str) -> ApiKeyRecord | None:
+        """The key with this prefix, revoked or not."""
+
+    async def list_api_keys(self, user_id: str | None = None) -> list[ApiKeyRecord]:
+        """Keys of one user, or of everyone; oldest first."""
+
+    async def revoke_api_key(self, key_id_or_prefix: str, when: datetime) -> bool:
+        """Revoke a key by id or prefix; False if there is no such active key."""
+
+    async def touch_api_key(self, key_id: str, when: datetime) -> None:
+        """Record the last use of a key."""
+
+
+@runtime_checkable
+class EventBroker(Protocol):
+    """Carries `execution:ingested` to the listeners of one tenant, and only to them."""
+
+    async def publish(self, tenant: str, items: Sequence[ExecutionIngested]) -> None:
+        """Deliver to the tenant's current subscribers; best effort, never raises for them."""
+
+    def subscribe(
+        self, tenant: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[ExecutionIngested]]:
+        """Listen to one tenant from now on, until the context exits."""

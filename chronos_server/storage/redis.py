@@ -1,0 +1,301 @@
+"""The production telemetry store: Redis (>= 6.2, or Valkey), core data structures only.
+
+Layout, for prefix `P` (default `chronos:`) and tenant `T`; every key of a tenant carries the
+hash tag `{t:T}`, so one tenant lives in one slot of a Redis Cluster and a batch is one Lua call:
+
+    P{t:T}:jobs                        hash   job id -> job JSON
+    P{t:T}:x:<execId>                  string "R" or "F" (running / final) + execution JSON,
+                                              expires after the retention
+    P{t:T}:j:<jobId>                   zset   execId scored by startedAt (ms), trimmed by age
+    P{t:T}:mj:<res>:<bucket>:<jobId>   hash   metrics of a job (fields in `_metrics`)
+    P{t:T}:mt:<res>:<bucket>           hash   metrics of the tenant
+    P{t:T}:execution:ingested          pub/sub channel (see `RedisBroker`)
+
+The Lua script declares the jobs hash as its key and derives the others from it; they hash to
+the same slot, which is what Redis Cluster requires.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from chronos_core._models import ExecutionEvent, ExecutionIngested, JobDefinition
+from chronos_server.errors import StoreUnavailable
+from chronos_server.storage._codec import decode_event, decode_job, encode_event, encode_job
+from chronos_server.storage._metrics import (
+    METRICS_TTL_SECONDS,
+    MetricsBucket,
+    Resolution,
+    bucket_start,
+    histogram_index,
+)
+from chronos_server.storage._protocols import IngestOutcome
+
+__all__ = ["RedisBroker", "RedisTelemetryStore", "tenant_prefix"]
+
+logger = logging.getLogger("chronos_server.redis")
+
+T = TypeVar("T")
+
+_INGEST_LUA = (
+    importlib.resources.files("chronos_server.storage").joinpath("_ingest.lua").read_text()
+)
+_LIST_CHUNK = 500
+
+
+def tenant_prefix(key_prefix: str, tenant: str) -> str:
+    """The prefix of every key of `tenant`, hash tag included."""
+    return f"{key_prefix}{{t:{tenant}}}:"
+
+
+def _check_prefix(key_prefix: str) -> str:
+    if "{" in key_prefix or "}" in key_prefix:
+        raise ValueError("the Redis key prefix may not contain braces (they form hash tags)")
+    return key_prefix
+
+
+async def _guard(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except RedisError as exc:
+        raise StoreUnavailable(f"Redis: {exc}") from exc
+
+
+class RedisTelemetryStore:
+    """`TelemetryStore` on Redis."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "chronos:",
+        retention_seconds: float = 30 * 86_400,
+    ) -> None:
+        self.url = url
+        self.key_prefix = _check_prefix(key_prefix)
+        self.retention_seconds = retention_seconds
+        self._client: aioredis.Redis | None = None
+        self._ingest: Any = None
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection pool; raises if the store is closed."""
+        if self._client is None:
+            raise StoreUnavailable("the Redis store is not open")
+        return self._client
+
+    def _prefix(self, tenant: str) -> str:
+        return tenant_prefix(self.key_prefix, tenant)
+
+    async def open(self) -> None:
+        """Connect and check the server answers."""
+        if self._client is not None:
+            return
+        client = aioredis.Redis.from_url(self.url, decode_responses=False)
+        try:
+            await _guard(client.ping())
+        except StoreUnavailable:
+            await client.aclose()
+            raise
+        self._client = client
+        self._ingest = client.register_script(_INGEST_LUA)
+
+    async def close(self) -> None:
+        """Close the pool; idempotent."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def ping(self) -> bool:
+        """Whether Redis answers."""
+        try:
+            return bool(await _guard(self.client.ping()))
+        except StoreUnavailable:
+            return False
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def upsert_jobs(self, tenant: str, jobs: Sequence[JobDefinition]) -> int:
+        """One HSET for the whole registration."""
+        if not jobs:
+            return 0
+        mapping: dict[Any, Any] = {job.id: encode_job(job) for job in jobs}
+        await _guard(self.client.hset(self._prefix(tenant) + "jobs", mapping=mapping))
+        return len(jobs)
+
+    async def get_job(self, tenant: str, job_id: str) -> JobDefinition | None:
+        """One job of the tenant."""
+        data = await _guard(self.client.hget(self._prefix(tenant) + "jobs", job_id))
+        return None if data is None else decode_job(data)
+
+    async def list_jobs(self, tenant: str) -> list[JobDefinition]:
+        """Every job of the tenant, by id."""
+        data = await _guard(self.client.hgetall(self._prefix(tenant) + "jobs"))
+        return [decode_job(data[key]) for key in sorted(data)]
+
+    # -- executions ----------------------------------------------------------------------
+
+    async def ingest_executions(
+        self, tenant: str, events: Sequence[ExecutionEvent]
+    ) -> IngestOutcome:
+        """One EVALSHA per batch (see `_ingest.lua`)."""
+        if not events:
+            return IngestOutcome()
+        prefix = self._prefix(tenant)
+        args: list[Any] = [
+            prefix,
+            int(self.retention_seconds * 1000),
+            int(time.time() * 1000),
+            METRICS_TTL_SECONDS[Resolution.MINUTE],
+            METRICS_TTL_SECONDS[Resolution.HOUR],
+            METRICS_TTL_SECONDS[Resolution.DAY],
+        ]
+        for event in events:
+            duration = event.duration_ms
+            args += (
+                event.exec_id,
+                event.job_id,
+                event.status.value,
+                int(event.started_at.timestamp() * 1000),
+                "" if duration is None else repr(float(duration)),
+                histogram_index(duration) if duration is not None else 0,
+                encode_event(event),
+            )
+        codes = await _guard(self._ingest(keys=[prefix + "jobs"], args=args))
+        outcome = IngestOutcome()
+        for event, code in zip(events, codes, strict=True):
+            if code:
+                outcome.stored.append(event)
+            else:
+                outcome.duplicates += 1
+        return outcome
+
+    async def get_execution(self, tenant: str, exec_id: str) -> ExecutionEvent | None:
+        """One execution of the tenant."""
+        data = await _guard(self.client.get(self._prefix(tenant) + "x:" + exec_id))
+        return None if data is None else decode_event(data[1:])
+
+    async def list_executions(
+        self, tenant: str, job_id: str, limit: int = 100
+    ) -> list[ExecutionEvent]:
+        """Newest first; entries whose execution expired are skipped."""
+        prefix = self._prefix(tenant)
+        found: Any = await _guard(self.client.zrevrange(prefix + "j:" + job_id, 0, limit - 1))
+        ids = cast(list[bytes], found)
+        if not ids:
+            return []
+        head = (prefix + "x:").encode()
+        values = await _guard(self.client.mget([head + exec_id for exec_id in ids]))
+        return [decode_event(value[1:]) for value in values if value is not None]
+
+    async def metrics(
+        self,
+        tenant: str,
+        job_id: str | None,
+        resolution: Resolution,
+        start: datetime,
+        end: datetime,
+    ) -> list[MetricsBucket]:
+        """Reads every bucket of the range in one pipeline."""
+        prefix = self._prefix(tenant)
+        first = bucket_start(start.timestamp(), resolution)
+        if first < start.timestamp():
+            first += resolution.seconds
+        starts = list(range(first, int(end.timestamp()) + 1, resolution.seconds))
+        if job_id is None:
+            keys = [f"{prefix}mt:{resolution.value}:{s}" for s in starts]
+        else:
+            keys = [f"{prefix}mj:{resolution.value}:{s}:{job_id}" for s in starts]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            results = await _guard(pipe.execute())
+        return [
+            MetricsBucket.from_fields(
+                s, resolution, {k.decode(): float(v) for k, v in fields.items()}
+            )
+            for s, fields in zip(starts, results, strict=True)
+            if fields
+        ]
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Trim the execution indexes of every tenant; executions and metrics expire by TTL.
+
+        Returns the number of index entries removed.
+        """
+        cutoff_ms = ((now or datetime.now(UTC)).timestamp() - self.retention_seconds) * 1000
+        removed = 0
+        async for key in self.client.scan_iter(match=f"{self.key_prefix}{{t:*}}:j:*", count=500):
+            removed += await _guard(self.client.zremrangebyscore(key, "-inf", f"({int(cutoff_ms)}"))
+        return int(removed)
+
+
+class RedisBroker:
+    """`execution:ingested` over Redis pub/sub: one channel per tenant, one message per batch.
+
+    A message is a JSON array of `ExecutionIngested` wire objects.
+    """
+
+    def __init__(self, url: str, *, key_prefix: str = "chronos:") -> None:
+        self.url = url
+        self.key_prefix = _check_prefix(key_prefix)
+        self._client: aioredis.Redis | None = None
+
+    def channel(self, tenant: str) -> str:
+        """The pub/sub channel of one tenant."""
+        return tenant_prefix(self.key_prefix, tenant) + "execution:ingested"
+
+    async def open(self) -> None:
+        """Create the connection pool (connections are made on use)."""
+        if self._client is None:
+            self._client = aioredis.Redis.from_url(self.url, decode_responses=False)
+
+    async def close(self) -> None:
+        """Close the pool; idempotent."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _require(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StoreUnavailable("the Redis broker is not open")
+        return self._client
+
+    async def publish(self, tenant: str, items: Sequence[ExecutionIngested]) -> None:
+        """One PUBLISH for the batch."""
+        if not items:
+            return
+        payload = json.dumps([item.to_wire() for item in items], separators=(",", ":"))
+        await _guard(self._require().publish(self.channel(tenant), payload))
+
+    @asynccontextmanager
+    async def subscribe(self, tenant: str) -> AsyncIterator[AsyncIterator[ExecutionIngested]]:
+        """Listen to one tenant's channel until the context exits."""
+        pubsub = self._require().pubsub(ignore_subscribe_messages=True)
+        channel = self.channel(tenant)
+        await _guard(pubsub.subscribe(channel))
+
+        async def _iterate() -> AsyncIterator[ExecutionIngested]:
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                for item in json.loads(message["data"]):
+                    yield ExecutionIngested.model_validate(item)
+
+        try:
+            yield _iterate()
+        finally:
+            try:
+                await pubsub.unsubscribe(channel)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
