@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chronos_core._models import ExecutionEvent, JobDefinition
-from chronos_server.errors import StoreUnavailable
+from chronos_server.errors import Conflict, StoreUnavailable
 from chronos_server.storage._codec import decode_event, decode_job, encode_event, encode_job
 from chronos_server.storage._metrics import (
     METRICS_TTL_SECONDS,
@@ -157,6 +157,8 @@ class SQLiteStore:
             raise StoreUnavailable("the SQLite store is not open")
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, fn, conn)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"already exists: {exc}") from exc
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"SQLite error: {exc}") from exc
 

@@ -1,0 +1,185 @@
+"""One suite, every store: SQLite (embedded) and Redis + PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chronos_core._models import ExecutionEvent, ExecutionStatus, JobDefinition
+from chronos_server.errors import Conflict
+from chronos_server.storage import ApiKeyRecord, Resolution, Stores
+
+NOW = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+
+
+def run(exec_id: str, job_id: str = "job-1", **fields: object) -> ExecutionEvent:
+    values: dict[str, object] = {
+        "exec_id": exec_id,
+        "job_id": job_id,
+        "status": ExecutionStatus.SUCCESS,
+        "started_at": NOW,
+        "duration_ms": 100.0,
+    }
+    values.update(fields)
+    return ExecutionEvent.model_validate(values)
+
+
+def tenant() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+async def test_jobs_upsert_get_list(stores: Stores) -> None:
+    t = tenant()
+    store = stores.telemetry
+    first = JobDefinition(id="b", name="B", schedule="* * * * *")
+    assert await store.upsert_jobs(t, [first, JobDefinition(id="a", name="A", schedule="@daily")])
+    await store.upsert_jobs(t, [first.model_copy(update={"name": "B2"})])
+    assert [job.id for job in await store.list_jobs(t)] == ["a", "b"]
+    assert (await store.get_job(t, "b")).name == "B2"  # type: ignore[union-attr]
+    assert await store.get_job(t, "missing") is None
+    assert await store.list_jobs(tenant()) == []
+
+
+async def test_ingest_is_idempotent_and_round_trips(stores: Stores) -> None:
+    t = tenant()
+    store = stores.telemetry
+    full = run(
+        "x1",
+        labels=["a", "b"],
+        metadata={"k": [1, 2]},
+        error_message="boom",
+        status=ExecutionStatus.FAILED,
+        finished_at=NOW + timedelta(seconds=1),
+        stdout="out",
+        attempt=2,
+    )
+    outcome = await store.ingest_executions(t, [full, run("x2"), run("x2")])
+    assert [e.exec_id for e in outcome.stored] == ["x1", "x2"]
+    assert outcome.duplicates == 1
+    again = await store.ingest_executions(t, [full])
+    assert (again.stored, again.duplicates) == ([], 1)
+    assert await store.get_execution(t, "x1") == full
+    assert await store.get_execution(tenant(), "x1") is None
+
+
+async def test_running_then_final_is_one_execution_counted_once(stores: Stores) -> None:
+    t = tenant()
+    store = stores.telemetry
+    running = run("r1", status=ExecutionStatus.RUNNING, duration_ms=None)
+    final = run("r1", status=ExecutionStatus.TIMEOUT, duration_ms=5_000.0)
+    assert len((await store.ingest_executions(t, [running])).stored) == 1
+    assert len((await store.ingest_executions(t, [final])).stored) == 1
+    assert (await store.ingest_executions(t, [running, final])).duplicates == 2
+    assert (await store.get_execution(t, "r1")).status is ExecutionStatus.TIMEOUT  # type: ignore[union-attr]
+    assert [e.exec_id for e in await store.list_executions(t, "job-1")] == ["r1"]
+    buckets = await store.metrics(t, "job-1", Resolution.MINUTE, NOW, NOW)
+    assert [b.counts for b in buckets] == [{"timeout": 1}]
+
+
+async def test_concurrent_copies_of_a_batch_store_once(stores: Stores) -> None:
+    t = tenant()
+    batch = [run(f"c{i}", duration_ms=float(i)) for i in range(300)]
+    outcomes = await asyncio.gather(
+        *(stores.telemetry.ingest_executions(t, batch) for _ in range(6))
+    )
+    assert sum(len(o.stored) for o in outcomes) == 300
+    assert sum(o.duplicates for o in outcomes) == 5 * 300
+    [bucket] = await stores.telemetry.metrics(t, None, Resolution.DAY, NOW - timedelta(days=1), NOW)
+    assert bucket.total == 300
+    assert bucket.duration_sum == sum(range(300))
+
+
+async def test_list_executions_newest_first_with_limit(stores: Stores) -> None:
+    t = tenant()
+    events = [run(f"l{i}", started_at=NOW + timedelta(seconds=i)) for i in range(10)]
+    await stores.telemetry.ingest_executions(t, events)
+    await stores.telemetry.ingest_executions(t, [run("other", job_id="job-2")])
+    listed = await stores.telemetry.list_executions(t, "job-1", limit=3)
+    assert [e.exec_id for e in listed] == ["l9", "l8", "l7"]
+
+
+async def test_metrics_by_status_duration_and_percentiles(stores: Stores) -> None:
+    t = tenant()
+    rng = random.Random(7)
+    durations = [rng.lognormvariate(5, 1.2) for _ in range(2_000)]
+    statuses = [ExecutionStatus.SUCCESS] * 1_900 + [ExecutionStatus.FAILED] * 100
+    events = [
+        run(f"m{i}", duration_ms=d, status=s)
+        for i, (d, s) in enumerate(zip(durations, statuses, strict=True))
+    ]
+    for i in range(0, len(events), 500):
+        await stores.telemetry.ingest_executions(t, events[i : i + 500])
+    await stores.telemetry.ingest_executions(t, [run("nodur", duration_ms=None)])
+    for resolution in Resolution:
+        for job in ("job-1", None):
+            [bucket] = await stores.telemetry.metrics(
+                t, job, resolution, NOW - timedelta(days=1), NOW + timedelta(minutes=1)
+            )
+            assert bucket.counts == {"success": 1_901, "failed": 100}
+            assert bucket.duration_count == 2_000
+            assert bucket.duration_sum == pytest.approx(sum(durations))
+            assert bucket.duration_min == pytest.approx(min(durations))
+            assert bucket.duration_max == pytest.approx(max(durations))
+            ordered = sorted(durations)
+            for q in (0.5, 0.95, 0.99):
+                exact = ordered[int(q * len(ordered)) - 1]
+                assert bucket.percentile(q) == pytest.approx(exact, rel=0.035)
+
+
+async def test_metrics_buckets_split_by_time(stores: Stores) -> None:
+    t = tenant()
+    events = [run(f"t{i}", started_at=NOW - timedelta(minutes=i)) for i in range(3)]
+    await stores.telemetry.ingest_executions(t, events)
+    minutes = await stores.telemetry.metrics(
+        t, "job-1", Resolution.MINUTE, NOW - timedelta(minutes=5), NOW
+    )
+    assert [b.total for b in minutes] == [1, 1, 1]
+    assert [b.start for b in minutes] == sorted(b.start for b in minutes)
+
+
+async def test_retention_purge(stores: Stores) -> None:
+    t = tenant()
+    await stores.telemetry.ingest_executions(t, [run("old"), run("new", started_at=NOW)])
+    later = NOW + timedelta(days=30, hours=1)
+    await stores.telemetry.purge_expired(later)
+    assert await stores.telemetry.list_executions(t, "job-1") == []
+
+
+async def test_accounts(stores: Stores) -> None:
+    accounts = stores.accounts
+    user = await accounts.create_user("a@example.com", "A")
+    assert await accounts.get_user(user.id) == user
+    assert user in await accounts.list_users()
+    record = ApiKeyRecord(
+        id=uuid.uuid4().hex,
+        user_id=user.id,
+        prefix=uuid.uuid4().hex[:8],
+        key_hash=b"\x01" * 32,
+        name="ci",
+        created_at=datetime.now(UTC),
+        org_id="org-1",
+    )
+    await accounts.create_api_key(record)
+    with pytest.raises(Conflict):
+        await accounts.create_api_key(record)
+    found = await accounts.find_api_key(record.prefix)
+    assert found is not None
+    assert (found.key_hash, found.org_id, found.revoked) == (record.key_hash, "org-1", False)
+    when = datetime.now(UTC).replace(microsecond=0)
+    await accounts.touch_api_key(record.id, when)
+    assert await accounts.revoke_api_key(record.prefix, when)
+    assert not await accounts.revoke_api_key(record.id, when)
+    found = await accounts.find_api_key(record.prefix)
+    assert found is not None
+    assert found.revoked
+    assert found.last_used_at == when
+    assert [k.id for k in await accounts.list_api_keys(user.id)] == [record.id]
+
+
+async def test_ready(stores: Stores) -> None:
+    assert await stores.telemetry.ping()
+    assert await stores.accounts.ping()
