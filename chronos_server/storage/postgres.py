@@ -63,7 +63,7 @@ async def _guard(call: Awaitable[T]) -> T:
     except asyncpg.UniqueViolationError as exc:
         raise Conflict(f"already exists: {exc.detail or exc}") from exc
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+        raise StoreUnavailable(f"PostgreSQL: {exc}", retry_after=1.0) from exc
 
 
 def _key(row: Any) -> ApiKeyRecord:

@@ -68,7 +68,7 @@ async def _guard(call: Awaitable[T]) -> T:
     try:
         return await call
     except RedisError as exc:
-        raise StoreUnavailable(f"Redis: {exc}") from exc
+        raise StoreUnavailable(f"Redis: {exc}", retry_after=1.0) from exc
 
 
 class RedisTelemetryStore:

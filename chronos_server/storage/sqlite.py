@@ -160,7 +160,7 @@ class SQLiteStore:
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"already exists: {exc}") from exc
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite error: {exc}") from exc
+            raise StoreUnavailable(f"SQLite error: {exc}", retry_after=1.0) from exc
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)

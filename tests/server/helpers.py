@@ -79,6 +79,12 @@ class LiveServer:
         issued = await keys.create_key(user.id, **key)
         return issued.secret
 
+    async def user_of(self, key: str) -> str:
+        """The tenant (user id) of a key."""
+        record = await self.context.stores.accounts.find_api_key(key.split("_")[1])
+        assert record is not None
+        return record.user_id
+
     def client(self, key: str | None = None) -> httpx.AsyncClient:
         """An HTTP client to the server, sending `key` if given."""
         headers = {"x-api-key": key} if key else {}

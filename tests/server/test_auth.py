@@ -74,7 +74,7 @@ async def test_revoked_key_is_401_and_stores_nothing(server: LiveServer) -> None
     assert before.status_code == 200
     assert after.status_code == 401
     assert "revoked" in after.json()["error"]["message"]
-    user = (await server.context.stores.accounts.list_api_keys())[0].user_id
+    user = await server.user_of(key)
     assert await server.context.stores.telemetry.get_execution(user, "after") is None
 
 

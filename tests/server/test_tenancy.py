@@ -53,12 +53,8 @@ async def test_same_job_ids_stay_apart(server: LiveServer) -> None:
 async def test_realtime_events_reach_only_their_tenant(server: LiveServer) -> None:
     alice = await server.new_tenant("alice@example.com")
     bob = await server.new_tenant("bob@example.com")
-    accounts = server.context.stores.accounts
-    users = {k.user_id for k in await accounts.list_api_keys()}
-    alice_id = next(
-        k.user_id for k in await accounts.list_api_keys() if alice.startswith(f"chr_{k.prefix}_")
-    )
-    bob_id = (users - {alice_id}).pop()
+    alice_id = await server.user_of(alice)
+    bob_id = await server.user_of(bob)
     broker = server.context.stores.broker
     async with broker.subscribe(alice_id) as alice_events, broker.subscribe(bob_id) as bob_events:
         await asyncio.sleep(0.05)  # let the Redis subscription settle
