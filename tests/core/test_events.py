@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from chronos_core import _events
+from chronos_core._models import ExecutionEvent, ExecutionStatus, Source
+
+
+def _all_fields() -> dict[str, object]:
+    started = datetime(2025, 9, 1, 12, tzinfo=UTC)
+    return {
+        "exec_id": "job-1:1",
+        "job_id": "job-1",
+        "status": ExecutionStatus.FAILED,
+        "started_at": started,
+        "finished_at": started.replace(second=1),
+        "duration_ms": 1000.5,
+        "exit_code": 1,
+        "error_message": "boom",
+        "error_type": "ValueError",
+        "error_stack": "Traceback...",
+        "stdout": "out",
+        "stderr": "err",
+        "attempt": 2,
+        "labels": ["a"],
+        "metadata": {"k": [1, 2]},
+        "job_version": "1",
+        "app_version": "2",
+        "code_snippet": "> 1 | x",
+        "code_language": "python",
+        "source": Source.RQ,
+        "host": "h",
+        "pid": 1,
+        "queue": "q",
+        "worker": "w",
+        "trigger_id": "t",
+        "scheduled_for": started,
+        "trace_id": "0" * 32,
+    }
+
+
+def test_fast_construction_is_in_use_and_matches_validation() -> None:
+    values = _all_fields()
+    assert set(values) == set(ExecutionEvent.model_fields)  # a new field must be added here
+
+    assert _events.trusted_event is _events._construct
+    built = _events.trusted_event(values)
+    validated = ExecutionEvent.model_validate(values)
+    assert built == validated
+    assert built.to_wire() == validated.to_wire()
+    assert built.model_fields_set == validated.model_fields_set
+
+
+def test_fields_left_out_get_their_defaults() -> None:
+    values = {k: v for k, v in _all_fields().items() if k in _events._ALWAYS_SET}
+    built = _events.trusted_event(values)
+    assert built == ExecutionEvent.model_validate(values)
+    assert built.trace_id is None
+    assert built.stdout is None
+
+
+def test_metadata_is_made_plain_json() -> None:
+    cleaned = _events.clean_metadata({"when": datetime(2025, 1, 1, tzinfo=UTC), 1: "int key"})
+    assert cleaned == {"when": "2025-01-01 00:00:00+00:00", "1": "int key"}
+    assert _events.clean_metadata({(1, 2): "tuple key"}) == {
+        "chronosMetadataDropped": "not JSON-serializable"
+    }
