@@ -3,8 +3,10 @@
 The public surface is what `__all__` lists; every `_module` is private.
 """
 
+from chronos_core._capture import CaptureOptions, RunCapture, capture
 from chronos_core._client import AsyncChronosClient, ChronosClient
 from chronos_core._config import ChronosSettings
+from chronos_core._default import configure, get_exporter
 from chronos_core._exceptions import (
     AuthenticationError,
     ChronosError,
@@ -31,15 +33,21 @@ from chronos_core._models import (
     RunMode,
     Source,
 )
+from chronos_core._monitor import monitor
+from chronos_core._redact import Redactor
 from chronos_core._retry import RetryPolicy
 from chronos_core._sink import EventSink
 from chronos_core._spool import Spool
+from chronos_core._tracing import current_trace_id
+from chronos_core._truncate import truncate_text
 from chronos_core._version import __version__
+from chronos_core._versions import detect_app_version, signature_hash
 
 __all__ = [
     "AsyncChronosClient",
     "AuthenticationError",
     "BatchExporter",
+    "CaptureOptions",
     "ChronosClient",
     "ChronosError",
     "ChronosSettings",
@@ -57,14 +65,24 @@ __all__ = [
     "JobDefinition",
     "JobRegistration",
     "JobTrigger",
+    "Redactor",
     "RegisterResult",
     "RejectedError",
     "RequestTimeout",
     "RetryPolicy",
     "RetryableStatusError",
+    "RunCapture",
     "RunMode",
     "Source",
     "Spool",
     "TransportError",
     "__version__",
+    "capture",
+    "configure",
+    "current_trace_id",
+    "detect_app_version",
+    "get_exporter",
+    "monitor",
+    "signature_hash",
+    "truncate_text",
 ]
