@@ -16,6 +16,7 @@ __all__ = ["main"]
 # command name -> "module:attribute" of a click command
 _COMMANDS: dict[str, str] = {
     "exec": "chronos_core._exec_cli:exec_command",
+    "run": "chronos_core.runner._cli:run_command",
     "server": "chronos_server.cli:server_command",
     "keys": "chronos_server.cli:keys_group",
     "db": "chronos_server.cli:db_group",
