@@ -20,6 +20,7 @@ from chronos_core._models import (
 from chronos_server.auth import Principal
 from chronos_server.errors import BadRequest, PayloadTooLarge
 from chronos_server.storage import EventBroker, TelemetryStore
+from chronos_server.storage._codec import encode_received
 
 __all__ = ["IngestService", "truncate_log"]
 
@@ -115,11 +116,16 @@ class IngestService:
 
     async def ingest_executions(self, principal: Principal, payload: Any) -> IngestResult:
         """Store the valid executions of `payload` once each; report the others by index."""
-        valid, errors = self._executions.validate(self._items(payload, "executions"))
+        items = self._items(payload, "executions")
+        valid, errors = self._executions.validate(items)
         events = [self._bounded(event) for _, event in valid]
         if not events:
             return IngestResult(success=not errors, errors=errors)
-        outcome = await self.store.ingest_executions(principal.tenant, events)
+        encoded = [
+            encode_received(items[index], event)
+            for (index, _), event in zip(valid, events, strict=True)
+        ]
+        outcome = await self.store.ingest_executions(principal.tenant, events, encoded)
         await self._publish(principal.tenant, outcome.stored)
         return IngestResult(
             success=not errors,

@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
 from chronos_core._models import ExecutionEvent, JobDefinition
 
-__all__ = ["decode_event", "decode_job", "encode_event", "encode_job"]
+__all__ = ["decode_event", "decode_job", "encode_event", "encode_job", "encode_received"]
+
+# Wire name of every field, reachable by its wire name or its Python name.
+_WIRE_NAMES: dict[str, str] = {}
+for _name, _field in ExecutionEvent.model_fields.items():
+    _alias = _field.alias or _name
+    _WIRE_NAMES[_name] = _alias
+    _WIRE_NAMES[_alias] = _alias
+
+
+def encode_received(item: Mapping[str, Any], event: ExecutionEvent) -> str:
+    """`encode_event` for an item that `event` was validated from, about ten times faster.
+
+    Pydantic serialisation costs ~10 µs an event (timestamps go through Python); this keeps
+    the received values of the known fields (already validated, read back through the same
+    model) and drops unknown and null ones. Logs come from `event`, which may have truncated
+    them.
+    """
+    kept = {
+        _WIRE_NAMES[key]: value
+        for key, value in item.items()
+        if value is not None and key in _WIRE_NAMES
+    }
+    for name in ("stdout", "stderr"):
+        value = getattr(event, name)
+        if value is not None:
+            kept[name] = value
+    return msgspec.json.encode(kept).decode()
 
 
 def encode_event(event: ExecutionEvent) -> str:

@@ -88,9 +88,14 @@ class TelemetryStore(Protocol):
         """Every job of the tenant, by id."""
 
     async def ingest_executions(
-        self, tenant: str, events: Sequence[ExecutionEvent]
+        self,
+        tenant: str,
+        events: Sequence[ExecutionEvent],
+        payloads: Sequence[str] | None = None,
     ) -> IngestOutcome:
         """Store a batch in one round trip, idempotently by `exec_id`.
+
+        `payloads`, if given, are the events already encoded (see `encode_received`).
 
         An unknown `exec_id` is stored; a final event for a stored `running` one replaces it;
         anything else is a duplicate and changes nothing. Metrics count final events once.

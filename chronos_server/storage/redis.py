@@ -146,7 +146,10 @@ class RedisTelemetryStore:
     # -- executions ----------------------------------------------------------------------
 
     async def ingest_executions(
-        self, tenant: str, events: Sequence[ExecutionEvent]
+        self,
+        tenant: str,
+        events: Sequence[ExecutionEvent],
+        payloads: Sequence[str] | None = None,
     ) -> IngestOutcome:
         """One EVALSHA per batch (see `_ingest.lua`)."""
         if not events:
@@ -160,7 +163,8 @@ class RedisTelemetryStore:
             METRICS_TTL_SECONDS[Resolution.HOUR],
             METRICS_TTL_SECONDS[Resolution.DAY],
         ]
-        for event in events:
+        encoded = payloads if payloads is not None else [encode_event(e) for e in events]
+        for event, payload in zip(events, encoded, strict=True):
             duration = event.duration_ms
             args += (
                 event.exec_id,
@@ -169,7 +173,7 @@ class RedisTelemetryStore:
                 int(event.started_at.timestamp() * 1000),
                 "" if duration is None else repr(float(duration)),
                 histogram_index(duration) if duration is not None else 0,
-                encode_event(event),
+                payload,
             )
         codes = await _guard(self._ingest(keys=[prefix + "jobs"], args=args))
         outcome = IngestOutcome()

@@ -244,10 +244,13 @@ class SQLiteStore:
     # -- executions ----------------------------------------------------------------------
 
     async def ingest_executions(
-        self, tenant: str, events: Sequence[ExecutionEvent]
+        self,
+        tenant: str,
+        events: Sequence[ExecutionEvent],
+        payloads: Sequence[str] | None = None,
     ) -> IngestOutcome:
         """Decide new/duplicate and write executions and metrics in one transaction."""
-        encoded = [encode_event(event) for event in events]
+        encoded = payloads if payloads is not None else [encode_event(e) for e in events]
 
         def write(conn: sqlite3.Connection) -> IngestOutcome:
             ids = list({event.exec_id for event in events})
