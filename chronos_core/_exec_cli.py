@@ -152,7 +152,8 @@ def run_monitored(
         _deliver(exporter, registration, send_timeout)
         return code
 
-    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout is not None
+    assert child.stderr is not None
     out = _Tee(child.stdout, sys.stdout.buffer, settings.max_log_bytes)
     err = _Tee(child.stderr, sys.stderr.buffer, settings.max_log_bytes)
 
