@@ -107,9 +107,7 @@ class ThreadedServer:
         deadline = time.monotonic() + timeout
         while True:
             found = [
-                e
-                for e in self.executions(job_id, tenant=tenant)
-                if not final or e.status.is_final
+                e for e in self.executions(job_id, tenant=tenant) if not final or e.status.is_final
             ]
             if len(found) >= count or time.monotonic() > deadline:
                 return found
