@@ -313,3 +313,32 @@ def test_exporter_log_records_do_not_loop_back(
     warnings_logged = [r for r in caplog.records if r.name == "chronos_core.exporter"]
     assert len(warnings_logged) == 1
     exporter.shutdown(1)
+
+
+def test_a_run_records_its_output_but_not_the_exporters_log(
+    recording_server: RecordingServer, console: pytest.CaptureFixture[str]
+) -> None:
+    from chronos_core import capture
+
+    recording_server.respond(Scripted(400))
+    exporter = exporter_for(recording_server.url, max_batch_size=1)
+    with capture("warm-up", sink=exporter, capture_console=True):
+        pass
+    handler = logging.StreamHandler(sys.stderr)
+    log = logging.getLogger("chronos_core.exporter")
+    log.addHandler(handler)
+    try:
+        with capture("job", sink=exporter, capture_console=True):
+            print("user output")
+            # The warm-up batch is refused meanwhile: the exporter's thread logs a warning.
+            assert exporter.flush(5)
+        assert exporter.flush(5)
+    finally:
+        log.removeHandler(handler)
+    assert "dropped 1 event(s): http_400" in console.readouterr().err
+    [job_run] = [
+        e for r in recording_server.requests for e in r.body["executions"] if e["jobId"] == "job"
+    ]
+    assert job_run["stdout"] == "user output\n"
+    assert "stderr" not in job_run or "dropped" not in job_run["stderr"]
+    exporter.shutdown(1)
