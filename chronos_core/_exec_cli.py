@@ -101,7 +101,7 @@ def _make_exporter(settings: ChronosSettings) -> BatchExporter | None:
 def _register(exporter: BatchExporter, job: JobDefinition, timeout: float) -> threading.Thread:
     def register() -> None:
         try:
-            exporter._get_client().register_jobs([job], timeout=timeout)
+            exporter.client.register_jobs([job], timeout=timeout)
         except ChronosError as error:
             click.echo(f"chronos: could not register job {job.id}: {error}", err=True)
 

@@ -266,9 +266,16 @@ class BatchExporter:
                 break
         return batch
 
+    @property
+    def client(self) -> ChronosClient:
+        """The HTTP client this exporter sends with; use it to register jobs, for example."""
+        return self._get_client()
+
     def _get_client(self) -> ChronosClient:
         if self._client is None:
-            self._client = self.client_class(settings=self.settings, retry=self.retry)
+            with self._lock:
+                if self._client is None:
+                    self._client = self.client_class(settings=self.settings, retry=self.retry)
         return self._client
 
     def _run(self) -> None:
