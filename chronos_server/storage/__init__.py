@@ -6,33 +6,53 @@ redis or asyncpg.
 
 from chronos_server.storage._metrics import (
     METRICS_TTL_SECONDS,
+    TENANT_SCOPE,
     MetricsBucket,
     Resolution,
+    cover,
     histogram_index,
     histogram_value,
 )
 from chronos_server.storage._protocols import (
     AccountStore,
     ApiKeyRecord,
+    BrokerEntry,
     EventBroker,
     IngestOutcome,
     TelemetryStore,
     User,
 )
+from chronos_server.storage._queries import (
+    Cursor,
+    ExecutionPage,
+    ExecutionQuery,
+    LastRun,
+    VersionStats,
+    epoch_ms,
+)
 from chronos_server.storage._stores import Stores, build_stores
 
 __all__ = [
     "METRICS_TTL_SECONDS",
+    "TENANT_SCOPE",
     "AccountStore",
     "ApiKeyRecord",
+    "BrokerEntry",
+    "Cursor",
     "EventBroker",
+    "ExecutionPage",
+    "ExecutionQuery",
     "IngestOutcome",
+    "LastRun",
     "MetricsBucket",
     "Resolution",
     "Stores",
     "TelemetryStore",
     "User",
+    "VersionStats",
     "build_stores",
+    "cover",
+    "epoch_ms",
     "histogram_index",
     "histogram_value",
 ]

@@ -1,21 +1,24 @@
--- Store one batch of executions for one tenant, idempotently, and update its metrics.
+-- Store one batch of executions for one tenant, idempotently, and update its metrics and
+-- read indexes.
 --
 -- KEYS[1]  the tenant's jobs hash; every key touched shares its hash tag {t:<tenant>}
 -- ARGV[1]  key prefix of the tenant, e.g. "chronos:{t:abc}:"
 -- ARGV[2]  execution TTL (ms)      ARGV[3] now (ms)
 -- ARGV[4..6] TTL (s) of minute, hour and day buckets
--- then 7 values per event: execId, jobId, status, startedAt (ms), duration (ms or ""),
---   histogram index, and the event JSON
+-- then 8 values per event: execId, jobId, status, startedAt (ms), duration (ms or ""),
+--   histogram index, job version (or ""), and the event JSON
 -- Returns one code per event: 0 duplicate, 1 new, 2 completed a stored `running` one.
 local prefix = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local resolutions = {{'m', 60, tonumber(ARGV[4])}, {'h', 3600, tonumber(ARGV[5])},
                      {'d', 86400, tonumber(ARGV[6])}}
-local FIRST, STRIDE = 7, 7
+local FIRST, STRIDE = 7, 8
+local all_index = prefix .. 'all'
+local status_prefix = prefix .. 's:'
 
 local counts, mins, maxs, expiry = {}, {}, {}, {}
-local jobs = {}
+local jobs, statuses, latest, versions = {}, {}, {}, {}
 
 local function add(key, field, value)
   local fields = counts[key]
@@ -37,6 +40,11 @@ local function account(key, status, duration, hist)
   end
 end
 
+-- (started, execId) ordering of the read indexes: is a after b?
+local function later(a_started, a_id, b_started, b_id)
+  return a_started > b_started or (a_started == b_started and a_id >= b_id)
+end
+
 local result = {}
 for i = FIRST, #ARGV, STRIDE do
   local exec_id, job_id, status = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -51,21 +59,43 @@ for i = FIRST, #ARGV, STRIDE do
     code = 2
   end
   if code > 0 then
-    redis.call('SET', key, (final and 'F' or 'R') .. ARGV[i + 6], 'PX', ttl)
+    redis.call('SET', key, (final and 'F' or 'R') .. ARGV[i + 7], 'PX', ttl)
     redis.call('ZADD', prefix .. 'j:' .. job_id, started, exec_id)
+    redis.call('ZADD', all_index, started, exec_id)
+    redis.call('ZADD', status_prefix .. status, started, exec_id)
+    statuses[status] = true
+    if code == 2 then redis.call('ZREM', status_prefix .. 'running', exec_id) end
     jobs[job_id] = true
+    local best = latest[job_id]
+    if best == nil or later(started, exec_id, best[1], best[2]) then
+      latest[job_id] = {started, exec_id, status}
+    end
     if final then
       local duration = nil
       if ARGV[i + 4] ~= '' then duration = tonumber(ARGV[i + 4]) end
+      local hist = ARGV[i + 5]
       local seconds = math.floor(started / 1000)
       for _, r in ipairs(resolutions) do
         local bucket = tostring(seconds - seconds % r[2])
         local job_key = prefix .. 'mj:' .. r[1] .. ':' .. bucket .. ':' .. job_id
         local tenant_key = prefix .. 'mt:' .. r[1] .. ':' .. bucket
-        account(job_key, status, duration, ARGV[i + 5])
-        account(tenant_key, status, duration, ARGV[i + 5])
+        account(job_key, status, duration, hist)
+        account(tenant_key, status, duration, hist)
         expiry[job_key] = r[3]
         expiry[tenant_key] = r[3]
+      end
+      local version = ARGV[i + 6]
+      if version ~= '' then
+        local version_key = prefix .. 'mv:' .. job_id .. ':' .. version
+        account(version_key, status, duration, hist)
+        expiry[version_key] = math.floor(ttl / 1000)
+        local seen = versions[version_key]
+        if seen == nil then
+          versions[version_key] = {started, started, job_id, version}
+        else
+          if started < seen[1] then seen[1] = started end
+          if started > seen[2] then seen[2] = started end
+        end
       end
     end
   end
@@ -91,10 +121,44 @@ for key, fields in pairs(counts) do
   redis.call('EXPIRE', key, expiry[key])
 end
 
+-- Versions seen: first and last start of each, and the job's set of versions.
+for key, seen in pairs(versions) do
+  local first = tonumber(redis.call('HGET', key, 'first'))
+  if first == nil or seen[1] < first then redis.call('HSET', key, 'first', seen[1]) end
+  local last = tonumber(redis.call('HGET', key, 'last'))
+  if last == nil or seen[2] > last then redis.call('HSET', key, 'last', seen[2]) end
+  local set = prefix .. 'vs:' .. seen[3]
+  redis.call('SADD', set, seen[4])
+  redis.call('PEXPIRE', set, ttl)
+end
+
+-- The latest run of each job: "startedMs|status|execId".
+local last_runs = prefix .. 'last'
+for job_id, best in pairs(latest) do
+  local stored = redis.call('HGET', last_runs, job_id)
+  local replace = true
+  if stored then
+    local s_started, s_status, s_id = string.match(stored, '^(%d+)|([^|]*)|(.*)$')
+    replace = later(best[1], best[2], tonumber(s_started), s_id)
+  end
+  if replace then
+    redis.call('HSET', last_runs, job_id, best[1] .. '|' .. best[3] .. '|' .. best[2])
+  end
+end
+
 -- Executions expire by TTL; their index entries are trimmed here, by age.
+local horizon = '(' .. tostring(now - ttl)
 for job_id, _ in pairs(jobs) do
   local index = prefix .. 'j:' .. job_id
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. tostring(now - ttl))
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', horizon)
   redis.call('PEXPIRE', index, ttl)
+end
+if next(jobs) ~= nil then
+  redis.call('ZREMRANGEBYSCORE', all_index, '-inf', horizon)
+  redis.call('PEXPIRE', all_index, ttl)
+  for status, _ in pairs(statuses) do
+    redis.call('ZREMRANGEBYSCORE', status_prefix .. status, '-inf', horizon)
+    redis.call('PEXPIRE', status_prefix .. status, ttl)
+  end
 end
 return result

@@ -32,8 +32,10 @@ __all__ = [
     "MetricsBucket",
     "Resolution",
     "bucket_start",
+    "cover",
     "histogram_index",
     "histogram_value",
+    "merge_fields",
 ]
 
 HISTOGRAM_SUB_BUCKETS = 16
@@ -157,6 +159,50 @@ class MetricsBucket:
         return bucket
 
 
+def merge_fields(into: dict[str, float], fields: Mapping[str, float]) -> dict[str, float]:
+    """Add the field map of one bucket into another; returns `into`.
+
+    `dmin` and `first` keep the smallest value, `dmax` and `last` the largest; every other
+    field adds up.
+    """
+    for name, value in fields.items():
+        current = into.get(name)
+        if current is None:
+            into[name] = value
+        elif name in _MIN_FIELDS:
+            into[name] = min(current, value)
+        elif name in _MAX_FIELDS:
+            into[name] = max(current, value)
+        else:
+            into[name] = current + value
+    return into
+
+
+_MIN_FIELDS = frozenset({"dmin", "first"})
+_MAX_FIELDS = frozenset({"dmax", "last"})
+
+
+def cover(start: datetime, end: datetime) -> list[tuple[Resolution, int]]:
+    """The fewest hour and day buckets that cover [start, end].
+
+    Whole UTC days inside the range are read as day buckets, the edges as hour buckets, so a
+    window is rounded out to whole hours (its first hour is included entirely).
+    """
+    first = bucket_start(start.timestamp(), Resolution.HOUR)
+    last = bucket_start(end.timestamp(), Resolution.HOUR)
+    hour, day = Resolution.HOUR.seconds, Resolution.DAY.seconds
+    buckets: list[tuple[Resolution, int]] = []
+    at = first
+    while at <= last:
+        if at % day == 0 and at + day - hour <= last:
+            buckets.append((Resolution.DAY, at))
+            at += day
+        else:
+            buckets.append((Resolution.HOUR, at))
+            at += hour
+    return buckets
+
+
 BucketKey = tuple[str, Resolution, int]
 """(job id or TENANT_SCOPE, resolution, bucket start)"""
 
@@ -166,6 +212,7 @@ class MetricsAccumulator:
 
     def __init__(self) -> None:
         self.buckets: dict[BucketKey, dict[str, float]] = {}
+        self.versions: dict[tuple[str, str], dict[str, float]] = {}
 
     def add(self, event: ExecutionEvent) -> None:
         """Count one final execution under its job and its tenant, at every resolution."""
@@ -186,6 +233,16 @@ class MetricsAccumulator:
                 fields[hist_field] = fields.get(hist_field, 0) + 1
                 fields["dmin"] = min(fields.get("dmin", duration), duration)
                 fields["dmax"] = max(fields.get("dmax", duration), duration)
+        if event.job_version:
+            # All-time (within retention) per version, for comparing versions of a job.
+            increments: dict[str, float] = {status_field: 1}
+            started_ms = int(started * 1000)
+            increments["first"] = increments["last"] = started_ms
+            if duration is not None:
+                increments.update({"dn": 1, "ds": duration, hist_field: 1})
+                increments["dmin"] = increments["dmax"] = duration
+            version = self.versions.setdefault((event.job_id, event.job_version), {})
+            merge_fields(version, increments)
 
     def items(self) -> Iterable[tuple[BucketKey, dict[str, float]]]:
         """Every touched bucket with its increments (min/max to be merged, not added)."""

@@ -16,10 +16,12 @@ from typing import Protocol, runtime_checkable
 
 from chronos_core._models import ExecutionEvent, ExecutionIngested, JobDefinition
 from chronos_server.storage._metrics import MetricsBucket, Resolution
+from chronos_server.storage._queries import ExecutionPage, ExecutionQuery, LastRun, VersionStats
 
 __all__ = [
     "AccountStore",
     "ApiKeyRecord",
+    "BrokerEntry",
     "EventBroker",
     "IngestOutcome",
     "TelemetryStore",
@@ -119,6 +121,24 @@ class TelemetryStore(Protocol):
     ) -> list[MetricsBucket]:
         """Buckets of a job (or, with `job_id=None`, of the tenant) whose start is in range."""
 
+    async def query_executions(self, tenant: str, query: ExecutionQuery) -> ExecutionPage:
+        """One page of executions matching `query`, newest first (see `_queries`)."""
+
+    async def last_runs(self, tenant: str) -> dict[str, LastRun]:
+        """The latest execution of every job that has one, by job id."""
+
+    async def window_stats(
+        self, tenant: str, scopes: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, MetricsBucket]:
+        """Metrics of each scope (a job id, or `TENANT_SCOPE`) merged over [start, end].
+
+        Read from the hour and day buckets that `cover` the range; scopes without runs in it
+        are absent from the result.
+        """
+
+    async def version_stats(self, tenant: str, job_id: str) -> list[VersionStats]:
+        """Every version of a job seen in a final execution, oldest first."""
+
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Delete what is older than the retention; returns how many executions went."""
 
@@ -161,9 +181,27 @@ class AccountStore(Protocol):
         """Record the last use of a key."""
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerEntry:
+    """One published batch as a stream delivers it.
+
+    `id` orders entries of a tenant. `reset` marks a gap: the entries after the requested one
+    are no longer in the replay buffer, so the listener must reload what it shows.
+    """
+
+    id: str
+    items: tuple[ExecutionIngested, ...] = ()
+    reset: bool = False
+
+
 @runtime_checkable
 class EventBroker(Protocol):
-    """Carries `execution:ingested` to the listeners of one tenant, and only to them."""
+    """Carries `execution:ingested` to the listeners of one tenant, and only to them.
+
+    Besides live delivery, a broker keeps a short replay buffer per tenant so that a listener
+    that reconnects with the id of the last entry it saw (`stream(after=...)`) misses nothing,
+    or is told explicitly that it may have (`BrokerEntry.reset`).
+    """
 
     async def publish(self, tenant: str, items: Sequence[ExecutionIngested]) -> None:
         """Deliver to the tenant's current subscribers; best effort, never raises for them."""
@@ -172,3 +210,12 @@ class EventBroker(Protocol):
         self, tenant: str
     ) -> AbstractAsyncContextManager[AsyncIterator[ExecutionIngested]]:
         """Listen to one tenant from now on, until the context exits."""
+
+    def stream(
+        self, tenant: str, after: str | None = None
+    ) -> AbstractAsyncContextManager[AsyncIterator[BrokerEntry]]:
+        """Entries of one tenant: first those buffered from `after` on (inclusive), then live.
+
+        With `after=None`, only live entries. If `after` is older than the buffer, the first
+        entry yielded has `reset=True`.
+        """

@@ -39,7 +39,8 @@ from chronos_server.storage._metrics import (
     bucket_start,
     histogram_index,
 )
-from chronos_server.storage._protocols import IngestOutcome
+from chronos_server.storage._protocols import BrokerEntry, IngestOutcome
+from chronos_server.storage._redis_reads import WINDOW_LUA, RedisReads
 
 __all__ = ["RedisBroker", "RedisTelemetryStore", "tenant_prefix"]
 
@@ -71,8 +72,8 @@ async def _guard(call: Awaitable[T]) -> T:
         raise StoreUnavailable(f"Redis: {exc}", retry_after=1.0) from exc
 
 
-class RedisTelemetryStore:
-    """`TelemetryStore` on Redis."""
+class RedisTelemetryStore(RedisReads):
+    """`TelemetryStore` on Redis (the read paths are in `_redis_reads`)."""
 
     def __init__(
         self,
@@ -86,6 +87,7 @@ class RedisTelemetryStore:
         self.retention_seconds = retention_seconds
         self._client: aioredis.Redis | None = None
         self._ingest: Any = None
+        self._window: Any = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -109,6 +111,7 @@ class RedisTelemetryStore:
             raise
         self._client = client
         self._ingest = client.register_script(_INGEST_LUA)
+        self._window = client.register_script(WINDOW_LUA)
 
     async def close(self) -> None:
         """Close the pool; idempotent."""
@@ -173,6 +176,7 @@ class RedisTelemetryStore:
                 int(event.started_at.timestamp() * 1000),
                 "" if duration is None else repr(float(duration)),
                 histogram_index(duration) if duration is not None else 0,
+                event.job_version or "",
                 payload,
             )
         codes = await _guard(self._ingest(keys=[prefix + "jobs"], args=args))
@@ -233,36 +237,81 @@ class RedisTelemetryStore:
         ]
 
     async def purge_expired(self, now: datetime | None = None) -> int:
-        """Trim the execution indexes of every tenant; executions and metrics expire by TTL.
+        """Trim the execution indexes (every sorted set) of every tenant; executions, metrics
+        and versions expire by TTL.
 
         Returns the number of index entries removed.
         """
         cutoff_ms = ((now or datetime.now(UTC)).timestamp() - self.retention_seconds) * 1000
         removed = 0
-        async for key in self.client.scan_iter(match=f"{self.key_prefix}{{t:*}}:j:*", count=500):
+        async for key in self.client.scan_iter(
+            match=f"{self.key_prefix}{{t:*}}:*", count=500, _type="zset"
+        ):
             removed += await _guard(self.client.zremrangebyscore(key, "-inf", f"({int(cutoff_ms)}"))
         return int(removed)
 
 
-class RedisBroker:
-    """`execution:ingested` over Redis pub/sub: one channel per tenant, one message per batch.
+_PUBLISH_LUA = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], id .. ' ' .. ARGV[2])
+return id
+"""
 
-    A message is a JSON array of `ExecutionIngested` wire objects.
+DEFAULT_REPLAY_ENTRIES = 1_000
+"""Published batches kept per tenant (approximately: `XADD MAXLEN ~`) for reconnections."""
+DEFAULT_REPLAY_SECONDS = 3_600
+"""A tenant's replay stream expires after this long without a publication."""
+
+
+def _stream_id(value: str) -> tuple[int, int] | None:
+    ms, _, seq = value.partition("-")
+    if not ms.isdigit() or not seq.isdigit():
+        return None
+    return int(ms), int(seq)
+
+
+def _entry(entry_id: str, payload: str | bytes) -> BrokerEntry:
+    items = tuple(ExecutionIngested.model_validate(item) for item in json.loads(payload))
+    return BrokerEntry(id=entry_id, items=items)
+
+
+class RedisBroker:
+    """`execution:ingested` over Redis: one pub/sub channel and one replay stream per tenant.
+
+    A publication is one Lua call: `XADD` to the tenant's stream `P{t:T}:events` (trimmed to
+    about `replay_entries`), then `PUBLISH` of `"<stream id> <JSON array>"` on its channel, so
+    a live message carries the id a reconnecting listener resumes from.
     """
 
-    def __init__(self, url: str, *, key_prefix: str = "chronos:") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "chronos:",
+        replay_entries: int = DEFAULT_REPLAY_ENTRIES,
+        replay_seconds: int = DEFAULT_REPLAY_SECONDS,
+    ) -> None:
         self.url = url
         self.key_prefix = _check_prefix(key_prefix)
+        self.replay_entries = replay_entries
+        self.replay_seconds = replay_seconds
         self._client: aioredis.Redis | None = None
+        self._publish: Any = None
 
     def channel(self, tenant: str) -> str:
         """The pub/sub channel of one tenant."""
         return tenant_prefix(self.key_prefix, tenant) + "execution:ingested"
 
+    def stream_key(self, tenant: str) -> str:
+        """The replay stream of one tenant."""
+        return tenant_prefix(self.key_prefix, tenant) + "events"
+
     async def open(self) -> None:
         """Create the connection pool (connections are made on use)."""
         if self._client is None:
             self._client = aioredis.Redis.from_url(self.url, decode_responses=False)
+            self._publish = self._client.register_script(_PUBLISH_LUA)
 
     async def close(self) -> None:
         """Close the pool; idempotent."""
@@ -276,30 +325,87 @@ class RedisBroker:
         return self._client
 
     async def publish(self, tenant: str, items: Sequence[ExecutionIngested]) -> None:
-        """One PUBLISH for the batch."""
+        """One Lua call for the batch: into the replay stream, then on the channel."""
         if not items:
             return
+        self._require()
         payload = json.dumps([item.to_wire() for item in items], separators=(",", ":"))
-        await _guard(self._require().publish(self.channel(tenant), payload))
+        await _guard(
+            self._publish(
+                keys=[self.stream_key(tenant)],
+                args=[
+                    self.replay_entries,
+                    payload,
+                    self.replay_seconds * 1000,
+                    self.channel(tenant),
+                ],
+            )
+        )
 
     @asynccontextmanager
-    async def subscribe(self, tenant: str) -> AsyncIterator[AsyncIterator[ExecutionIngested]]:
-        """Listen to one tenant's channel until the context exits."""
-        pubsub = self._require().pubsub(ignore_subscribe_messages=True)
+    async def _live(self, tenant: str) -> AsyncIterator[AsyncIterator[BrokerEntry]]:
+        """Subscribe, wait for Redis to confirm, then iterate the channel's entries."""
+        pubsub = self._require().pubsub(ignore_subscribe_messages=False)
         channel = self.channel(tenant)
         await _guard(pubsub.subscribe(channel))
-
-        async def _iterate() -> AsyncIterator[ExecutionIngested]:
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                for item in json.loads(message["data"]):
-                    yield ExecutionIngested.model_validate(item)
-
         try:
+            while True:  # the confirmation comes first; after it nothing published is missed
+                message = await _guard(pubsub.get_message(timeout=5.0))
+                if message is not None and message.get("type") == "subscribe":
+                    break
+
+            async def _iterate() -> AsyncIterator[BrokerEntry]:
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    entry_id, _, payload = message["data"].partition(b" ")
+                    yield _entry(entry_id.decode(), payload)
+
             yield _iterate()
         finally:
             try:
                 await pubsub.unsubscribe(channel)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @asynccontextmanager
+    async def subscribe(self, tenant: str) -> AsyncIterator[AsyncIterator[ExecutionIngested]]:
+        """Listen to one tenant's channel until the context exits."""
+        async with self._live(tenant) as entries:
+
+            async def _iterate() -> AsyncIterator[ExecutionIngested]:
+                async for entry in entries:
+                    for item in entry.items:
+                        yield item
+
+            yield _iterate()
+
+    @asynccontextmanager
+    async def stream(
+        self, tenant: str, after: str | None = None
+    ) -> AsyncIterator[AsyncIterator[BrokerEntry]]:
+        """Subscribe first, then replay `XRANGE after +`, then live entries not replayed."""
+        async with self._live(tenant) as live:
+            backlog: list[BrokerEntry] = []
+            wanted = None if after is None else _stream_id(after)
+            if after is not None:
+                client, key = self._require(), self.stream_key(tenant)
+                oldest: Any = await _guard(client.xrange(key, "-", "+", count=1))
+                first = _stream_id(oldest[0][0].decode()) if oldest else None
+                if wanted is None or first is None or wanted < first:
+                    backlog.append(BrokerEntry(id=after, reset=True))
+                else:
+                    found: Any = await _guard(client.xrange(key, after, "+"))
+                    backlog.extend(_entry(i.decode(), fields[b"d"]) for i, fields in found)
+            seen = _stream_id(backlog[-1].id) if backlog and not backlog[-1].reset else None
+
+            async def _iterate() -> AsyncIterator[BrokerEntry]:
+                for entry in backlog:
+                    yield entry
+                async for entry in live:
+                    position = _stream_id(entry.id)
+                    if seen is not None and position is not None and position <= seen:
+                        continue
+                    yield entry
+
+            yield _iterate()

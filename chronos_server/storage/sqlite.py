@@ -31,6 +31,7 @@ from chronos_server.storage._metrics import (
     Resolution,
 )
 from chronos_server.storage._protocols import ApiKeyRecord, IngestOutcome, User
+from chronos_server.storage._sqlite_reads import SQLiteReads
 
 __all__ = ["SQLiteStore"]
 
@@ -70,8 +71,29 @@ CREATE TABLE IF NOT EXISTS executions (
     data TEXT NOT NULL,
     PRIMARY KEY (tenant, exec_id)
 );
-CREATE INDEX IF NOT EXISTS executions_by_job ON executions (tenant, job_id, started_ms);
+DROP INDEX IF EXISTS executions_by_job;
+CREATE INDEX IF NOT EXISTS executions_by_job_time
+    ON executions (tenant, job_id, started_ms, exec_id);
+CREATE INDEX IF NOT EXISTS executions_by_time ON executions (tenant, started_ms, exec_id);
+CREATE INDEX IF NOT EXISTS executions_by_status
+    ON executions (tenant, json_extract(data, '$.status'), started_ms, exec_id);
 CREATE INDEX IF NOT EXISTS executions_by_age ON executions (started_ms);
+CREATE TABLE IF NOT EXISTS last_runs (
+    tenant TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    exec_id TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (tenant, job_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+    tenant TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (tenant, job_id, version, field)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS metrics (
     tenant TEXT NOT NULL,
     job_id TEXT NOT NULL,
@@ -89,6 +111,23 @@ ON CONFLICT (tenant, job_id, resolution, bucket, field) DO UPDATE SET value = CA
     WHEN 'dmin' THEN min(value, excluded.value)
     WHEN 'dmax' THEN max(value, excluded.value)
     ELSE value + excluded.value END
+"""
+
+_UPSERT_VERSION = """
+INSERT INTO versions (tenant, job_id, version, field, value) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (tenant, job_id, version, field) DO UPDATE SET value = CASE excluded.field
+    WHEN 'dmin' THEN min(value, excluded.value)
+    WHEN 'first' THEN min(value, excluded.value)
+    WHEN 'dmax' THEN max(value, excluded.value)
+    WHEN 'last' THEN max(value, excluded.value)
+    ELSE value + excluded.value END
+"""
+
+_UPSERT_LAST_RUN = """
+INSERT INTO last_runs (tenant, job_id, exec_id, started_ms, status) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (tenant, job_id) DO UPDATE SET
+    exec_id = excluded.exec_id, started_ms = excluded.started_ms, status = excluded.status
+WHERE (excluded.started_ms, excluded.exec_id) >= (last_runs.started_ms, last_runs.exec_id)
 """
 
 _UPSERT_EXECUTION = """
@@ -140,7 +179,7 @@ def _user_from_row(row: sqlite3.Row) -> User:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteReads):
     """`TelemetryStore` and `AccountStore` over one SQLite file."""
 
     def __init__(self, path: Path | str, *, retention_seconds: float = 30 * 86_400) -> None:
@@ -268,6 +307,7 @@ class SQLiteStore:
                 outcome = IngestOutcome()
                 rows: list[tuple[Any, ...]] = []
                 metrics = MetricsAccumulator()
+                latest: dict[str, tuple[int, str, str]] = {}
                 for event, data in zip(events, encoded, strict=True):
                     final = event.status.is_final
                     previous = known.get(event.exec_id)
@@ -276,6 +316,9 @@ class SQLiteStore:
                         outcome.stored.append(event)
                         started_ms = int(event.started_at.timestamp() * 1000)
                         rows.append((tenant, event.exec_id, event.job_id, final, started_ms, data))
+                        position = (started_ms, event.exec_id, event.status.value)
+                        if position >= latest.get(event.job_id, position):
+                            latest[event.job_id] = position
                         if final:
                             metrics.add(event)
                     else:
@@ -288,6 +331,18 @@ class SQLiteStore:
                         for (scope, resolution, start), fields in metrics.items()
                         for name, value in fields.items()
                     ],
+                )
+                conn.executemany(
+                    _UPSERT_VERSION,
+                    [
+                        (tenant, job_id, version, name, value)
+                        for (job_id, version), fields in metrics.versions.items()
+                        for name, value in fields.items()
+                    ],
+                )
+                conn.executemany(
+                    _UPSERT_LAST_RUN,
+                    [(tenant, job, e, ms, status) for job, (ms, e, status) in latest.items()],
                 )
             return outcome
 
@@ -352,6 +407,11 @@ class SQLiteStore:
                         "DELETE FROM metrics WHERE resolution = ? AND bucket < ?",
                         (resolution.value, int(current - ttl)),
                     )
+                conn.execute(
+                    "DELETE FROM versions WHERE (tenant, job_id, version) IN (SELECT tenant, "
+                    "job_id, version FROM versions WHERE field = 'last' AND value < ?)",
+                    (cutoff_ms,),
+                )
             return deleted
 
         return await self._run(purge)
