@@ -1,0 +1,156 @@
+"""Schedules of RQ cron jobs (`rq cron`, `rq.cron.CronScheduler`) registered with Chronos.
+
+`rq cron` has no hook for a custom scheduler class, but every running `CronScheduler`
+saves its jobs to Redis (`CronScheduler.all(connection)`). A `ChronosWorker` therefore
+reads them from there, in a background thread of the parent worker, when it starts and
+every `REFRESH_INTERVAL` seconds, and registers any that changed. `register_cron_jobs()`
+does the same once, synchronously, for scripts that build their own `CronScheduler`.
+
+RQ evaluates cron strings in the local time of the cron process; the local zone of this
+process is registered as the job's time zone (run workers and `rq cron` with the same TZ).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from chronos_core import BatchExporter, ChronosClient, JobDefinition, RunMode, Source
+
+__all__ = ["CronRegistration", "cron_job_definitions", "local_zone_name", "register_cron_jobs"]
+
+logger = logging.getLogger("chronos_integrations.rq")
+
+REFRESH_INTERVAL = 300.0
+REGISTER_TIMEOUT = 10.0
+STOP_TIMEOUT = 2.0
+
+
+def local_zone_name() -> str | None:
+    """The IANA name of this process's local time zone, if it can be found."""
+    configured = os.environ.get("TZ", "").lstrip(":")
+    if ("/" in configured) or configured == "UTC":
+        return configured
+    try:
+        target = Path("/etc/localtime").resolve()
+    except OSError:
+        return None
+    parts = target.parts
+    if "zoneinfo" in parts:
+        return "/".join(parts[parts.index("zoneinfo") + 1 :]) or None
+    return None
+
+
+def cron_job_definitions(cron_jobs: list[Any]) -> list[JobDefinition]:
+    """`rq.cron.CronJob`s as job definitions; ids match the executions' (`func_name`, or
+    `meta["chronos_job_id"]`), so a job's schedule and its runs meet on the server."""
+    zone = local_zone_name()
+    definitions: dict[str, JobDefinition] = {}
+    for cron_job in cron_jobs:
+        try:
+            meta = cron_job.job_options.get("meta") or {}
+            custom = meta.get("chronos_job_id") if isinstance(meta, dict) else None
+            job_id = custom if isinstance(custom, str) and custom else cron_job.func_name
+            definitions[job_id] = JobDefinition(
+                id=job_id,
+                name=cron_job.name or cron_job.func_name,
+                schedule=cron_job.cron or "",
+                run_mode=RunMode.RECURRING,
+                interval_seconds=cron_job.interval or None,
+                timezone=zone if cron_job.cron else None,
+                description=f"rq cron job on queue {cron_job.queue_name}",
+                source=Source.RQ,
+            )
+        except Exception:
+            logger.warning("chronos: cannot register RQ cron job %r", cron_job, exc_info=True)
+    return list(definitions.values())
+
+
+def _running_cron_jobs(connection: Any) -> list[Any]:
+    from rq.cron import CronScheduler
+
+    jobs: list[Any] = []
+    for scheduler in CronScheduler.all(connection):
+        jobs.extend(scheduler.get_jobs())
+    return jobs
+
+
+def register_cron_jobs(
+    source: Any, *, client: ChronosClient | None = None, exporter: BatchExporter | None = None
+) -> list[JobDefinition]:
+    """Register the cron jobs of a `CronScheduler`, or of every one running (a Redis
+    connection). Does network I/O: call it from startup code, not from a job."""
+    from rq.cron import CronScheduler
+
+    cron_jobs = (
+        source.get_jobs() if isinstance(source, CronScheduler) else _running_cron_jobs(source)
+    )
+    definitions = cron_job_definitions(cron_jobs)
+    if not definitions:
+        return []
+    if client is None:
+        from chronos_core import get_exporter
+
+        settings = (exporter or get_exporter()).settings
+        with ChronosClient(settings=settings) as owned:
+            owned.register_jobs(definitions, timeout=REGISTER_TIMEOUT)
+    else:
+        client.register_jobs(definitions, timeout=REGISTER_TIMEOUT)
+    return definitions
+
+
+class CronRegistration:
+    """The worker's background thread that keeps cron schedules registered."""
+
+    def __init__(self, connection: Any, client: ChronosClient, interval: float) -> None:
+        self.connection = connection
+        self.client = client
+        self.interval = interval
+        self._stop = threading.Event()
+        self._sent: dict[str, JobDefinition] = {}
+        self._thread = threading.Thread(target=self._run, name="chronos-rq-cron", daemon=True)
+
+    @classmethod
+    def start_for(cls, worker: Any) -> CronRegistration | None:
+        """Start the thread for a worker whose exporter has settings; None otherwise."""
+        try:
+            import rq.cron  # noqa: F401  (RQ 2.x before cron support: nothing to do)
+        except ImportError:
+            return None
+        setup = worker._chronos()
+        sink = setup[0] if setup else None
+        if not isinstance(sink, BatchExporter) or sink.settings.disabled:
+            return None
+        registration = cls(
+            worker.connection, ChronosClient(settings=sink.settings), REFRESH_INTERVAL
+        )
+        registration._thread.start()
+        return registration
+
+    def refresh(self) -> int:
+        """Register new or changed cron jobs now; how many were sent."""
+        definitions = cron_job_definitions(_running_cron_jobs(self.connection))
+        changed = [d for d in definitions if self._sent.get(d.id) != d]
+        if changed:
+            self.client.register_jobs(changed, timeout=REGISTER_TIMEOUT)
+            self._sent.update({d.id: d for d in changed})
+        return len(changed)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception as error:
+                logger.debug("chronos: cron registration failed: %s", error)
+            self._stop.wait(self.interval)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the thread, letting a request in flight finish for up to `timeout` seconds
+        (a burst worker may end right after its first refresh started)."""
+        self._stop.set()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.client.close()

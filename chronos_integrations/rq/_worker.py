@@ -1,0 +1,345 @@
+"""`ChronosWorkerMixin`: every job an RQ worker performs becomes one Chronos execution.
+
+Where each piece runs, for the forking `Worker`:
+
+- parent: `fork_work_horse` opens a `HorseChannel` before the fork; `monitor_work_horse`
+  reads it after the horse exited and queues the events on the parent's exporter; a horse
+  that died without reporting (killed by a signal, by the OOM killer, or by RQ itself after
+  `job_timeout + 60 s`) is reported from `handle_work_horse_killed`.
+- horse: `perform_job` wraps this job object's `perform` (an instance attribute, removed
+  afterwards): the capture starts right before the job function and ends right after it,
+  inside RQ's death penalty, so a `JobTimeoutException` is seen as `timeout` and RQ's own
+  bookkeeping (Redis writes, callbacks) is not counted in the duration.
+
+`SimpleWorker` runs jobs in-process and records to the exporter directly; `SpawnWorker`'s
+horse is a fresh interpreter without the channel, so it flushes (bounded) before exiting.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from chronos_core import (
+    BatchExporter,
+    EventSink,
+    ExecutionEvent,
+    ExecutionStatus,
+    RunCapture,
+    Source,
+    detect_app_version,
+    get_exporter,
+)
+from chronos_integrations.rq._channel import HorseChannel
+
+__all__ = ["ChronosWorkerMixin", "HorseSink"]
+
+logger = logging.getLogger("chronos_integrations.rq")
+
+# A horse without a channel (SpawnWorker) waits at most this long for its events to leave.
+DEFAULT_HORSE_FLUSH_TIMEOUT = 2.0
+# RQ does not count attempts of exception retries; the attempt number is kept in job.meta.
+ATTEMPT_META_KEY = "chronos_attempt"
+
+
+class HorseSink:
+    """Holds a horse's events until the job is over, then hands them to the parent."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[ExecutionEvent] = []
+
+    def record(self, event: ExecutionEvent) -> bool:
+        self.events.append(event)
+        return True
+
+
+def _is_timeout(error: BaseException) -> bool:
+    from rq.timeouts import JobTimeoutException
+
+    return isinstance(error, JobTimeoutException)
+
+
+class ChronosWorkerMixin:
+    """Mix into any RQ worker class, before it: `class MyWorker(ChronosWorkerMixin, Worker)`.
+
+    Class attributes to override: `chronos_exporter` (default: the shared exporter from
+    the `CHRONOS_*` environment), `chronos_capture_console` (default: the exporter's
+    `capture_console` setting), `chronos_labels`, `chronos_register_cron` (register the
+    schedules of RQ cron jobs found in Redis), and the method `chronos_job_id(job)`.
+    """
+
+    chronos_exporter: ClassVar[EventSink | None] = None
+    chronos_capture_console: ClassVar[bool | None] = None
+    chronos_labels: ClassVar[tuple[str, ...]] = ()
+    chronos_register_cron: ClassVar[bool] = True
+    chronos_horse_flush_timeout: ClassVar[float] = DEFAULT_HORSE_FLUSH_TIMEOUT
+
+    _chronos_channel: HorseChannel | None = None
+    _chronos_setup: tuple[EventSink, bool, int, str | None] | None = None
+    _chronos_disabled = False
+    _chronos_killed: int | None = None
+    _chronos_cron: Any = None
+
+    # -- configuration -----------------------------------------------------------------
+
+    def chronos_job_id(self, job: Any) -> str:
+        """The Chronos job id: `job.meta["chronos_job_id"]` if set, else the function name."""
+        meta = getattr(job, "meta", None) or {}
+        custom = meta.get("chronos_job_id")
+        if isinstance(custom, str) and custom:
+            return custom
+        return str(job.func_name or job.id)
+
+    def _chronos(self) -> tuple[EventSink, bool, int, str | None] | None:
+        """(sink, capture_console, max_log_bytes, app_version), resolved once per worker."""
+        if self._chronos_setup is not None or self._chronos_disabled:
+            return self._chronos_setup
+        try:
+            sink = self.chronos_exporter or get_exporter()
+            settings = sink.settings if isinstance(sink, BatchExporter) else None
+            console = self.chronos_capture_console
+            if console is None:
+                console = bool(settings.capture_console) if settings is not None else False
+            limit = settings.max_log_bytes if settings is not None else 10_000
+            self._chronos_setup = (sink, console, limit, detect_app_version())
+        except Exception as error:
+            self._chronos_disabled = True
+            logger.warning("chronos: RQ jobs will not be reported: %s", error)
+        return self._chronos_setup
+
+    # -- parent process ----------------------------------------------------------------
+
+    def work(self, *args: Any, **kwargs: Any) -> Any:
+        if self.chronos_register_cron and self._chronos() is not None:
+            try:
+                from chronos_integrations.rq._cron import CronRegistration
+
+                self._chronos_cron = CronRegistration.start_for(self)
+            except Exception:
+                logger.warning("chronos: could not start cron registration", exc_info=True)
+        try:
+            return super().work(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            if self._chronos_cron is not None:
+                self._chronos_cron.stop()
+
+    def fork_work_horse(self, job: Any, queue: Any) -> None:
+        channel = None
+        if self._chronos() is not None:
+            try:
+                channel = HorseChannel()
+            except Exception:
+                logger.warning("chronos: no channel to the work horse", exc_info=True)
+        self._chronos_channel = channel
+        self._chronos_killed = None
+        try:
+            super().fork_work_horse(job, queue)  # type: ignore[misc]
+        finally:
+            if channel is not None and not channel.in_horse:
+                channel.close_writer()
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        channel = self._chronos_channel
+        if channel is not None and channel.in_horse:
+            channel.horse_started()
+        super().main_work_horse(job, queue)  # type: ignore[misc]
+
+    def monitor_work_horse(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().monitor_work_horse(job, queue, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._chronos_collect(job, queue)
+
+    def handle_work_horse_killed(self, job: Any, retpid: Any, ret_val: Any, rusage: Any) -> Any:
+        self._chronos_killed = ret_val if isinstance(ret_val, int) else -1
+        return super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[misc]
+
+    def _chronos_collect(self, job: Any, queue: Any) -> None:
+        channel, self._chronos_channel = self._chronos_channel, None
+        killed, self._chronos_killed = self._chronos_killed, None
+        setup = self._chronos_setup
+        if channel is None or setup is None:
+            return
+        try:
+            events = channel.receive()
+            sink = setup[0]
+            for event in events:
+                sink.record(event)
+            if killed is not None and not any(e.status.is_final for e in events):
+                self._chronos_report_killed(job, queue, killed)
+        except Exception:
+            logger.warning("chronos: could not collect the work horse's events", exc_info=True)
+
+    def _chronos_report_killed(self, job: Any, queue: Any, wait_status: int) -> None:
+        """The horse died before reporting: say so from here, with what the parent knows."""
+        started = getattr(job, "started_at", None)
+        elapsed = (datetime.now(UTC) - started).total_seconds() if started else 0.0
+        timeout = getattr(job, "timeout", None)
+        timed_out = isinstance(timeout, int | float) and timeout > 0 and elapsed >= timeout
+        detail = f"waitpid status {wait_status}"
+        if wait_status > 0 and os.WIFSIGNALED(wait_status):
+            detail = f"killed by signal {os.WTERMSIG(wait_status)}"
+        run = self._chronos_run(job, queue)
+        if run is None:
+            return
+        run.metadata["timing"] = "reported by the parent worker; the start is RQ's"
+        run.start()
+        run.finish(
+            ExecutionStatus.TIMEOUT if timed_out else ExecutionStatus.FAILED,
+            error_type="WorkHorseTerminated",
+            error_message=f"the work horse ended without reporting ({detail})",
+        )
+
+    # -- the process that runs the job -------------------------------------------------
+
+    def _chronos_run(
+        self, job: Any, queue: Any, sink: EventSink | None = None
+    ) -> RunCapture | None:
+        setup = self._chronos()
+        if setup is None:
+            return None
+        default_sink, console, limit, app_version = setup
+        try:
+            return RunCapture(
+                self.chronos_job_id(job)[:256],
+                sink=sink or default_sink,
+                source=Source.RQ,
+                exec_id=f"rq:{job.id}:{_execution_id(self, job)}"[:256],
+                attempt=_attempt_of(job),
+                capture_console=console,
+                max_log_bytes=limit,
+                app_version=app_version,
+                labels=self.chronos_labels,
+                metadata={"rqJobId": job.id},
+                queue=getattr(queue, "name", None),
+                worker=getattr(self, "name", None),
+            )
+        except Exception:
+            logger.warning(
+                "chronos: could not capture job %r", getattr(job, "id", job), exc_info=True
+            )
+            return None
+
+    def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
+        channel = self._chronos_channel
+        in_horse = bool(getattr(self, "_is_horse", False))
+        horse_sink = HorseSink() if channel is not None and channel.in_horse else None
+        run = self._chronos_run(job, queue, horse_sink)
+        if run is not None:
+            try:
+                job.perform = _timed_perform(job.perform, run, job)
+            except Exception:
+                logger.warning("chronos: could not wrap job %r", job.id, exc_info=True)
+                run = None
+        try:
+            return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            if run is not None:
+                try:
+                    del job.perform
+                    self._chronos_deliver(run, horse_sink, channel, in_horse)
+                except Exception:
+                    logger.warning("chronos: could not deliver job %r", job.id, exc_info=True)
+
+    def _chronos_deliver(
+        self,
+        run: RunCapture,
+        horse_sink: HorseSink | None,
+        channel: HorseChannel | None,
+        in_horse: bool,
+    ) -> None:
+        run.finish(ExecutionStatus.FAILED, error_message="the job did not run to completion")
+        setup = self._chronos_setup
+        if setup is None:
+            return
+        sink = setup[0]
+        if horse_sink is not None and channel is not None:
+            leftover = channel.send(horse_sink.events)
+            channel.close_writer()
+            if not leftover:
+                return
+            for event in leftover:
+                sink.record(event)
+            in_horse = True
+        # The horse ends with os._exit() right after this: no atexit hook will run.
+        exporter = sink if in_horse and isinstance(sink, BatchExporter) else None
+        if exporter is not None and not exporter.flush(self.chronos_horse_flush_timeout):
+            logger.warning("chronos: the work horse exits with events unsent")
+
+
+def _execution_id(worker: Any, job: Any) -> str:
+    execution = getattr(worker, "execution", None)
+    execution_id = getattr(execution, "id", None)
+    if execution_id:
+        return str(execution_id)
+    started = getattr(job, "started_at", None)
+    return str(int(started.timestamp() * 1000)) if started else "0"
+
+
+def _timed_perform(perform: Callable[[], Any], run: RunCapture, job: Any) -> Callable[[], Any]:
+    """`job.perform` with the capture around it; results and exceptions pass through."""
+
+    def timed() -> Any:
+        run.start()
+        try:
+            result = perform()
+        except BaseException as exc:
+            _finish(run, job, functools.partial(_failure_status, exc, job), exc)
+            raise
+        _finish(run, job, functools.partial(_success_status, result), None)
+        return result
+
+    return timed
+
+
+def _attempt_of(job: Any) -> int:
+    meta = getattr(job, "meta", None) or {}
+    attempt = meta.get(ATTEMPT_META_KEY, 1)
+    return attempt if isinstance(attempt, int) and attempt >= 1 else 1
+
+
+def _finish(
+    run: RunCapture,
+    job: Any,
+    status: Callable[[], ExecutionStatus | None],
+    error: BaseException | None,
+) -> None:
+    try:
+        outcome = status()
+        if outcome is ExecutionStatus.RETRYING:
+            # RQ saves the job (meta included) when it requeues it, so the next attempt
+            # reads its number from here without an extra Redis write of ours.
+            job.meta[ATTEMPT_META_KEY] = run.attempt + 1
+        run.finish(outcome, error=error)
+    except Exception:
+        logger.warning("chronos: could not classify the run of %s", run.job_id, exc_info=True)
+        run.finish(error=error)
+
+
+def _failure_status(error: BaseException, job: Any) -> ExecutionStatus | None:
+    try:
+        if _is_timeout(error):
+            return ExecutionStatus.TIMEOUT
+        retries_left = getattr(job, "retries_left", None)
+        if isinstance(retries_left, int) and retries_left > 0:
+            return ExecutionStatus.RETRYING
+    except Exception:
+        logger.debug("chronos: could not classify a failure", exc_info=True)
+    return None  # RunCapture's default: failed (cancelled for KeyboardInterrupt)
+
+
+def _success_status(result: Any) -> ExecutionStatus:
+    try:
+        from rq import Retry
+
+        if isinstance(result, Retry):  # RQ 2.3+: a job may ask to be retried by returning this
+            return ExecutionStatus.RETRYING
+    except Exception:
+        logger.debug("chronos: could not check for Retry", exc_info=True)
+    return ExecutionStatus.SUCCESS

@@ -1,0 +1,69 @@
+"""Fixtures for the RQ tests: a dedicated Redis database and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from tests.support.live_server import ThreadedServer
+
+REDIS_URL = "redis://127.0.0.1:6379/12"  # this test package's own database
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def redis() -> Iterator[Redis]:
+    connection = Redis.from_url(REDIS_URL)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+    connection.close()
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"chronos-test-{uuid.uuid4().hex[:8]}"
+
+
+def run_worker(
+    server: ThreadedServer,
+    queue: str,
+    *,
+    worker_class: str = "chronos_integrations.rq.ChronosWorker",
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 90,
+) -> subprocess.CompletedProcess[str]:
+    """`rq worker --burst` in a subprocess: forks a work horse per job, exits when done."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CHRONOS_API_KEY": server.api_key,
+        "CHRONOS_API_URL": server.url,
+        "CHRONOS_FLUSH_INTERVAL": "0.1",
+        "CHRONOS_CAPTURE_CONSOLE": "true",
+        **(extra_env or {}),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "rq.cli",
+        "worker",
+        "--burst",
+        "--url",
+        REDIS_URL,
+        "-w",
+        worker_class,
+        "--name",
+        f"worker-{queue}",
+        queue,
+    ]
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )

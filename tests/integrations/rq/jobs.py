@@ -1,0 +1,36 @@
+"""Job functions the RQ tests enqueue; the worker subprocess imports them by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def chatty(n: int) -> int:
+    print(f"processing {n}")
+    print("careful", file=sys.stderr)
+    return n * 2
+
+
+def broken() -> None:
+    print("about to fail")
+    raise ValueError("bad row 7")
+
+
+def sleepy(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke up"
+
+
+def kill_myself() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hourly() -> str:
+    return "tick"

@@ -1,0 +1,126 @@
+"""A real forking RQ worker (subprocess) against the real Redis and the real server."""
+
+from __future__ import annotations
+
+import time
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import JobStatus
+
+from chronos_core import ExecutionStatus, Source
+from tests.integrations.rq.conftest import run_worker
+from tests.support.live_server import ThreadedServer
+
+JOBS = "tests.integrations.rq.jobs"
+
+
+def test_a_hundred_jobs_are_a_hundred_executions(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    queue = Queue(queue_name, connection=redis)
+    enqueued = [queue.enqueue(f"{JOBS}.add", n, 1) for n in range(100)]
+    done = run_worker(live_server, queue_name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(job.get_status() == JobStatus.FINISHED for job in enqueued)
+
+    found = live_server.wait_for_executions(f"{JOBS}.add", 100)
+    time.sleep(0.5)  # anything extra would have arrived with the rest
+    stored = live_server.executions(f"{JOBS}.add")
+    assert len(stored) == 100
+    assert len({e.exec_id for e in stored}) == 100
+    assert {e.metadata["rqJobId"] for e in stored} == {job.id for job in enqueued}
+    assert all(e.status is ExecutionStatus.SUCCESS for e in found)
+    sample = stored[0]
+    assert sample.source is Source.RQ
+    assert sample.queue == queue_name
+    assert sample.worker == f"worker-{queue_name}"
+    assert sample.duration_ms is not None
+    assert sample.finished_at is not None
+
+
+def test_failure_output_and_timeout(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    queue = Queue(queue_name, connection=redis)
+    chatty = queue.enqueue(f"{JOBS}.chatty", 21)
+    broken = queue.enqueue(f"{JOBS}.broken")
+    slow = queue.enqueue(f"{JOBS}.sleepy", 30, job_timeout=1)
+    done = run_worker(live_server, queue_name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert chatty.return_value() == 42
+
+    [ok] = live_server.wait_for_executions(f"{JOBS}.chatty", 1)
+    assert ok.status is ExecutionStatus.SUCCESS
+    assert ok.stdout == "processing 21\n"
+    assert ok.stderr == "careful\n"
+
+    [failed] = live_server.wait_for_executions(f"{JOBS}.broken", 1)
+    assert failed.status is ExecutionStatus.FAILED
+    assert failed.error_type == "ValueError"
+    assert failed.error_message == "bad row 7"
+    assert failed.error_stack is not None
+    assert 'raise ValueError("bad row 7")' in failed.error_stack
+    assert failed.code_snippet is not None
+    assert 'raise ValueError("bad row 7")' in failed.code_snippet
+    assert failed.stdout == "about to fail\n"
+    assert broken.get_status() == JobStatus.FAILED
+
+    [timed_out] = live_server.wait_for_executions(f"{JOBS}.sleepy", 1)
+    assert timed_out.status is ExecutionStatus.TIMEOUT
+    assert timed_out.error_type == "rq.timeouts.JobTimeoutException"
+    assert timed_out.duration_ms is not None
+    # The alarm is armed just before the capture starts, so a hair under the 1 s timeout.
+    assert 900 <= timed_out.duration_ms < 5000
+    assert slow.get_status() == JobStatus.FAILED
+
+
+def test_retried_job_reports_each_attempt(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    queue = Queue(queue_name, connection=redis)
+    queue.enqueue(f"{JOBS}.broken", retry=Retry(max=1))
+    done = run_worker(live_server, queue_name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(live_server.wait_for_executions(f"{JOBS}.broken", 2), key=lambda e: e.attempt)
+    assert [(e.attempt, e.status) for e in runs] == [
+        (1, ExecutionStatus.RETRYING),
+        (2, ExecutionStatus.FAILED),
+    ]
+
+
+def test_a_killed_work_horse_is_reported_by_the_parent(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    queue = Queue(queue_name, connection=redis)
+    queue.enqueue(f"{JOBS}.kill_myself")
+    queue.enqueue(f"{JOBS}.add", 1, 2)
+    done = run_worker(live_server, queue_name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [killed] = live_server.wait_for_executions(f"{JOBS}.kill_myself", 1)
+    assert killed.status is ExecutionStatus.FAILED
+    assert killed.error_message is not None
+    assert "signal 9" in killed.error_message
+    assert killed.worker == f"worker-{queue_name}"
+    assert len(live_server.wait_for_executions(f"{JOBS}.add", 1)) == 1
+
+
+def test_chronos_job_id_from_job_meta(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    queue = Queue(queue_name, connection=redis)
+    queue.enqueue(f"{JOBS}.add", 2, 2, meta={"chronos_job_id": "nightly-sum"})
+    done = run_worker(live_server, queue_name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = live_server.wait_for_executions("nightly-sum", 1)
+    assert run.status is ExecutionStatus.SUCCESS
+
+
+def test_worker_without_api_key_still_runs_jobs(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    queue = Queue(queue_name, connection=redis)
+    job = queue.enqueue(f"{JOBS}.add", 3, 4)
+    done = run_worker(live_server, queue_name, extra_env={"CHRONOS_API_KEY": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert job.return_value() == 7
+    assert "RQ jobs will not be reported" in done.stderr
