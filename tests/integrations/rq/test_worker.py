@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 from redis import Redis
 from rq import Queue, Retry
 from rq.job import JobStatus
