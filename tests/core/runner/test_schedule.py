@@ -140,7 +140,9 @@ def test_fixed_time_in_the_repeated_hour_runs_at_its_first_occurrence_only() -> 
 
 @pytest.mark.parametrize("zone", [NEW_YORK, BERLIN], ids=str)
 @pytest.mark.parametrize("minutes", [1, 10, 15, 60])
-def test_interval_like_crons_keep_their_real_spacing_across_transitions(zone: ZoneInfo, minutes: int) -> None:
+def test_interval_like_crons_keep_their_real_spacing_across_transitions(
+    zone: ZoneInfo, minutes: int
+) -> None:
     expression = "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
     schedule = CronSchedule(expression, zone)
     transitions = {NEW_YORK: [(3, 10), (11, 3)], BERLIN: [(3, 31), (10, 27)]}[zone]
