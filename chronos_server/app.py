@@ -21,7 +21,9 @@ from chronos_server.auth import Authenticator, KeyManager, Principal
 from chronos_server.errors import exception_handlers
 from chronos_server.ingest.controller import IngestController
 from chronos_server.ingest.service import IngestService
-from chronos_server.query.controller import QueryController
+from chronos_server.query.analytics import AnalyticsController
+from chronos_server.query.controller import ExecutionsController, JobsController
+from chronos_server.query.service import ReadService
 from chronos_server.ratelimit import RateLimiter
 from chronos_server.settings import ServerSettings
 from chronos_server.storage import Stores, TelemetryStore, build_stores
@@ -85,6 +87,10 @@ def _provide_telemetry_store(state: State) -> TelemetryStore:
     return _context(state).stores.telemetry
 
 
+def _provide_read_service(state: State) -> ReadService:
+    return ReadService(_context(state).stores.telemetry)
+
+
 def _provide_stores(state: State) -> Stores:
     return _context(state).stores
 
@@ -122,12 +128,19 @@ def create_app(settings: ServerSettings | None = None, *, stores: Stores | None 
             await context.stores.close()
 
     return Litestar(
-        route_handlers=[SystemController, IngestController, QueryController],
+        route_handlers=[
+            SystemController,
+            IngestController,
+            JobsController,
+            ExecutionsController,
+            AnalyticsController,
+        ],
         dependencies={
             "principal": Provide(_provide_principal),
             "ingest_service": Provide(_provide_ingest_service, sync_to_thread=False),
             "telemetry_store": Provide(_provide_telemetry_store, sync_to_thread=False),
             "stores": Provide(_provide_stores, sync_to_thread=False),
+            "read_service": Provide(_provide_read_service, sync_to_thread=False),
             "max_body_bytes": Provide(_provide_max_body_bytes, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,

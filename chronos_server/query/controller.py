@@ -1,111 +1,179 @@
-"""Read routes over a tenant's own jobs, executions and metrics."""
+"""Read routes over a tenant's own jobs and executions; the work is in `ReadService`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from chronos_core._models import ExecutionEvent, JobDefinition
+from chronos_core._models import ExecutionEvent, ExecutionStatus, Source
+from chronos_core._read_models import ExecutionPage, JobDetail, JobSummary, VersionComparison
 from chronos_server.auth import Principal
-from chronos_server.errors import BadRequest, NotFound
-from chronos_server.query.models import MetricsBucketView
-from chronos_server.storage import Resolution, TelemetryStore
+from chronos_server.query._examples import ok
+from chronos_server.query.service import ReadService
+from chronos_server.storage import Cursor, ExecutionQuery, TelemetryStore
 
-__all__ = ["QueryController"]
+__all__ = ["ExecutionsController", "JobsController", "utc"]
 
 PrincipalDep = NamedDependency[Principal]
+ServiceDep = NamedDependency[ReadService]
 StoreDep = NamedDependency[TelemetryStore]
 
-_MAX_SPAN = {
-    Resolution.MINUTE: timedelta(days=2),
-    Resolution.HOUR: timedelta(days=35),
-    Resolution.DAY: timedelta(days=400),
-}
+MAX_PAGE = 500
 
 
-class QueryController(Controller):
-    """`/api/jobs`, `/api/executions`, `/api/metrics`: what a tenant stored."""
+def utc(value: datetime | None) -> datetime | None:
+    """Naive query datetimes are UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
-    path = "/api"
-    tags = ["query"]
 
-    @get("/jobs", operation_id="listJobs", summary="List the caller's jobs")
+Since = Annotated[
+    datetime | None,
+    QueryParameter(
+        description="Start of the window (default: 24 hours before `until`)",
+        examples=[Example(value="2025-09-01T00:00:00Z")],
+    ),
+]
+Until = Annotated[
+    datetime | None,
+    QueryParameter(
+        description="End of the window (default: now)",
+        examples=[Example(value="2025-09-02T00:00:00Z")],
+    ),
+]
+
+
+class JobsController(Controller):
+    """`/api/jobs`: a tenant's jobs with their state."""
+
+    path = "/api/jobs"
+    tags = ["jobs"]
+
+    @get(
+        "/",
+        operation_id="listJobs",
+        summary="List jobs with last run, next run and recent stats",
+        responses=ok("jobs", list[JobSummary], "Jobs by id"),
+    )
     async def list_jobs(
-        self,
-        principal: PrincipalDep,
-        telemetry_store: StoreDep,
-    ) -> list[JobDefinition]:
-        """Every job registered by the caller's tenant."""
-        return await telemetry_store.list_jobs(principal.tenant)
+        self, principal: PrincipalDep, read_service: ServiceDep, since: Since, until: Until
+    ) -> list[JobSummary]:
+        """Registered jobs and jobs that sent runs; success rate and p95 over [since, until]."""
+        return await read_service.list_jobs(principal.tenant, utc(since), utc(until))
 
-    @get("/jobs/{job_id:str}", operation_id="getJob", summary="Get one job")
+    @get(
+        "/{job_id:str}",
+        operation_id="getJob",
+        summary="One job: definition, state, versions seen and recent runs",
+        responses=ok("job", JobDetail, "The job"),
+    )
     async def get_job(
         self,
         job_id: FromPath[str],
         principal: PrincipalDep,
-        telemetry_store: StoreDep,
-    ) -> JobDefinition:
-        """One job of the caller's tenant."""
-        job = await telemetry_store.get_job(principal.tenant, job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}", field="jobId")
-        return job
+        read_service: ServiceDep,
+        since: Since,
+        until: Until,
+    ) -> JobDetail:
+        """404 if the tenant neither registered the job nor sent a run of it."""
+        return await read_service.job_detail(principal.tenant, job_id, utc(since), utc(until))
 
     @get(
-        "/jobs/{job_id:str}/executions",
-        operation_id="listExecutions",
-        summary="Latest executions of a job",
+        "/{job_id:str}/executions",
+        operation_id="listJobExecutions",
+        summary="Latest executions of a job, in full",
+        responses=ok("runs", list[ExecutionEvent], "Newest first"),
     )
-    async def list_executions(
+    async def list_job_executions(
         self,
         job_id: FromPath[str],
         principal: PrincipalDep,
         telemetry_store: StoreDep,
-        limit: Annotated[int, QueryParameter(ge=1, le=1_000)] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=1_000, examples=[Example(value=20)])] = 100,
     ) -> list[ExecutionEvent]:
-        """Newest first."""
+        """Newest first, logs included; `/api/executions?jobId=` pages through all of them."""
         return await telemetry_store.list_executions(principal.tenant, job_id, limit)
 
-    @get("/executions/{exec_id:str}", operation_id="getExecution", summary="Get one execution")
+    @get(
+        "/{job_id:str}/versions",
+        operation_id="compareJobVersions",
+        summary="Compare the versions of a job",
+        responses=ok("versions", VersionComparison, "Versions oldest first"),
+    )
+    async def compare_versions(
+        self, job_id: FromPath[str], principal: PrincipalDep, read_service: ServiceDep
+    ) -> VersionComparison:
+        """Runs, failure rate and percentiles per version; does the latest one regress?"""
+        return await read_service.compare_versions(principal.tenant, job_id)
+
+
+class ExecutionsController(Controller):
+    """`/api/executions`: filtered, paged listing and detail."""
+
+    path = "/api/executions"
+    tags = ["executions"]
+
+    @get(
+        "/",
+        operation_id="listExecutions",
+        summary="Executions, newest first, filtered and paged by cursor",
+        responses=ok("page", ExecutionPage, "One page"),
+    )
+    async def list_executions(
+        self,
+        principal: PrincipalDep,
+        read_service: ServiceDep,
+        since: Since,
+        until: Until,
+        job_id: Annotated[
+            str | None, QueryParameter(name="jobId", examples=[Example(value="nightly-report")])
+        ] = None,
+        status: Annotated[
+            list[ExecutionStatus] | None,
+            QueryParameter(
+                description="Repeat for several statuses", examples=[Example(value="failed")]
+            ),
+        ] = None,
+        job_version: Annotated[
+            str | None, QueryParameter(name="jobVersion", examples=[Example(value="1.4.0")])
+        ] = None,
+        source: FromQuery[Source | None] = None,
+        cursor: Annotated[
+            str | None,
+            QueryParameter(
+                description="`nextCursor` of the previous page",
+                examples=[Example(value="MTcyNTE5MjAwMDAwMDpuaWdodGx5")],
+            ),
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, examples=[Example(value=50)])] = 50,
+    ) -> ExecutionPage:
+        """Pages stay correct while runs arrive: the cursor is a position, not an offset."""
+        query = ExecutionQuery(
+            job_id=job_id,
+            statuses=frozenset(status or ()),
+            since=utc(since),
+            until=utc(until),
+            job_version=job_version,
+            source=source,
+            cursor=Cursor.decode(cursor) if cursor else None,
+            limit=limit,
+        )
+        return await read_service.executions(principal.tenant, query)
+
+    @get(
+        "/{exec_id:str}",
+        operation_id="getExecution",
+        summary="One execution with its error stack, code snippet, stdout and stderr",
+        responses=ok("execution", ExecutionEvent, "The execution"),
+    )
     async def get_execution(
-        self,
-        exec_id: FromPath[str],
-        principal: PrincipalDep,
-        telemetry_store: StoreDep,
+        self, exec_id: FromPath[str], principal: PrincipalDep, read_service: ServiceDep
     ) -> ExecutionEvent:
-        """One execution of the caller's tenant."""
-        execution = await telemetry_store.get_execution(principal.tenant, exec_id)
-        if execution is None:
-            raise NotFound(f"no execution {exec_id!r}", field="execId")
-        return execution
-
-    @get("/metrics", operation_id="getMetrics", summary="Time-bucketed metrics")
-    async def metrics(
-        self,
-        principal: PrincipalDep,
-        telemetry_store: StoreDep,
-        job_id: Annotated[str | None, QueryParameter(name="jobId")] = None,
-        resolution: FromQuery[Resolution] = Resolution.HOUR,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
-    ) -> list[MetricsBucketView]:
-        """Buckets of one job (`jobId`) or of the whole tenant; the last day by default."""
-        end = _utc(until) if until else datetime.now(UTC)
-        start = _utc(since) if since else end - timedelta(days=1)
-        if start > end:
-            raise BadRequest("`since` is after `until`", field="since")
-        if end - start > _MAX_SPAN[resolution]:
-            raise BadRequest(
-                f"at most {_MAX_SPAN[resolution].days} days at resolution {resolution.value!r}",
-                field="since",
-            )
-        buckets = await telemetry_store.metrics(principal.tenant, job_id, resolution, start, end)
-        return [MetricsBucketView.from_bucket(bucket) for bucket in buckets]
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        """Everything stored about one run of the caller's tenant."""
+        return await read_service.execution(principal.tenant, exec_id)

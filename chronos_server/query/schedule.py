@@ -1,0 +1,50 @@
+"""When a job runs next, from its cron schedule (in its time zone), interval or `runAt`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from chronos_core._models import JobDefinition, RunMode
+
+__all__ = ["next_run"]
+
+
+def _next_cron(schedule: str, timezone: str | None, after: datetime) -> datetime:
+    # croniter walks wall-clock time in the zone of its start, so "0 9 * * *" in Europe/Paris
+    # is 08:00 UTC in winter and 07:00 UTC in summer, and the DST change is crossed correctly.
+    zone = ZoneInfo(timezone) if timezone else UTC
+    found: datetime = croniter(schedule, after.astimezone(zone)).get_next(datetime)
+    return found.astimezone(UTC)
+
+
+def next_run(
+    job: JobDefinition, *, after: datetime, last_run: datetime | None = None
+) -> datetime | None:
+    """The first time strictly after `after` that the job is due, or None if it is not.
+
+    A one-time job that already ran is not due again; one with `runAt` is due then (even if
+    that moment passed without a run: it is overdue). An interval job is due `interval` after
+    its last run.
+    """
+    if job.run_mode is RunMode.ONCE:
+        if last_run is not None:
+            return None
+        if not job.schedule:
+            return job.run_at
+        return _next_cron(job.schedule, job.timezone, after)
+    if job.schedule:
+        return _next_cron(job.schedule, job.timezone, after)
+    if job.interval_seconds:
+        interval = timedelta(seconds=job.interval_seconds)
+        if last_run is None:
+            return after
+        due = last_run + interval
+        if due <= after:
+            # Missed ticks are not queued up: the next one is the first in the future.
+            missed = (after - due) // interval + 1
+            due += missed * interval
+        return due
+    return None
