@@ -44,14 +44,17 @@ DEFAULT_RECONNECT_DELAY_MAX = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
-def _socketio() -> Any:
+def _client_modules() -> tuple[Any, Any]:
     try:
+        import requests
         import socketio
+        import websocket  # noqa: F401 - the websocket transport needs it
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ConfigurationError(
-            "mode='server' needs the Socket.IO client: pip install 'python-socketio[client]'"
+            "mode='server' needs the Socket.IO client: pip install 'python-socketio[client]' "
+            f"({exc.name} is missing)"
         ) from exc
-    return socketio
+    return socketio, requests
 
 
 class ServerTriggers:
@@ -71,7 +74,7 @@ class ServerTriggers:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         seen_limit: int = DEFAULT_SEEN_LIMIT,
     ) -> None:
-        self._socketio = _socketio()
+        self._socketio, self._requests = _client_modules()
         self._executor = executor
         self._jobs = jobs
         self._url = url
@@ -170,7 +173,11 @@ class ServerTriggers:
                 return
 
     def _new_client(self, lost: threading.Event) -> Any:
+        # Our own HTTP session, closed with the client: Engine.IO drops its own without
+        # closing it, which leaks a socket per reconnect.
+        session = self._requests.Session()
         client = self._socketio.Client(
+            http_session=session,
             reconnection=False,  # reconnecting is ours: one loop, stoppable, with backoff
             handle_sigint=False,
             logger=False,
@@ -179,6 +186,7 @@ class ServerTriggers:
         )
         client.on("disconnect", lambda *_args: lost.set())
         client.on(TRIGGER_EVENT, self._on_trigger)
+        client.chronos_session = session
         return client
 
     @staticmethod
@@ -187,6 +195,10 @@ class ServerTriggers:
             client.shutdown()
         except Exception:
             logger.debug("chronos: closing the socket failed", exc_info=True)
+        try:
+            client.chronos_session.close()
+        except Exception:
+            logger.debug("chronos: closing the HTTP session failed", exc_info=True)
 
     def _emit(self, event: str, data: Any) -> None:
         client = self._client

@@ -71,6 +71,11 @@ class TriggerServer:
         def serve() -> None:
             asyncio.set_event_loop(loop)
             loop.run_until_complete(server.serve())
+            # Engine.IO's per-socket ping tasks outlive the server; end them with it.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
         self._thread = threading.Thread(target=serve, name="trigger-server", daemon=True)
         self._thread.start()
@@ -84,6 +89,15 @@ class TriggerServer:
     def stop(self) -> None:
         if self._server is None or self._thread is None or self._loop is None:
             return
+        if self.sio is not None:
+            sio = self.sio
+
+            async def drop_everyone() -> None:
+                await sio.shutdown()
+                for sid in list(sio.manager.get_participants("/", None)):
+                    await sio.disconnect(sid[0])
+
+            self.call(drop_everyone())
         self._server.should_exit = True
         self._thread.join(20)
         if not self._thread.is_alive():
