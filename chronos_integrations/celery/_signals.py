@@ -1,0 +1,296 @@
+"""The task lifecycle: Celery's task signals turned into one execution per run.
+
+Where each signal is sent decides what it can do:
+
+- `task_prerun`, `task_success`, `task_failure` (an exception in the task), `task_retry` and
+  `task_postrun` are sent by the process and thread that run the task, around its body. The
+  run is started at prerun (console capture begins in the task's own context) and finished at
+  the first of success/failure/retry, or at postrun for outcomes without a signal (`Ignore`,
+  `Reject`). Runs in flight are kept in a dict keyed by `(task id, attempt)`: a thread pool
+  runs many at once, and a retry of a task reuses its id.
+- A hard time limit, a terminated task and a lost pool child are seen only by the worker's
+  main process (`task_failure` with `TimeLimitExceeded`/`WorkerLostError`, `task_revoked`),
+  which never started a run for them. It reports the run's final state itself, under the same
+  execId, from the request it received (`task_received` keeps a weak reference to it); the
+  child's `running` event, if it got out, is superseded at the server.
+
+Every handler is guarded: an error of ours is logged and the task goes on unaffected.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+from celery import signals, states
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+from chronos_core import ExecutionStatus, RunCapture
+from chronos_integrations.celery._runs import RunFactory, attempt_of
+
+__all__ = ["TaskHooks"]
+
+logger = logging.getLogger("chronos_integrations.celery")
+
+# How many finished (task id, attempt) pairs are remembered, so that a second signal about
+# the same run (task_internal_error then task_failure, a hard time limit reported twice) does
+# not produce a second event.
+FINISHED_MEMORY = 4_096
+
+_TIMEOUTS = (SoftTimeLimitExceeded, TimeLimitExceeded)
+_Key = tuple[str, int]
+
+
+def _failure_status(error: BaseException | None) -> ExecutionStatus:
+    if isinstance(error, _TIMEOUTS):
+        return ExecutionStatus.TIMEOUT
+    return ExecutionStatus.FAILED
+
+
+class TaskHooks:
+    """Receivers of the task signals for one app; `connect()` and `disconnect()` them."""
+
+    def __init__(self, app: Any, runs: RunFactory) -> None:
+        self.app = app
+        self.runs = runs
+        self._active: dict[_Key, RunCapture] = {}
+        self._finished: OrderedDict[_Key, None] = OrderedDict()
+        self._received: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        self._receivers = (
+            (signals.task_received, self._on_received),
+            (signals.task_prerun, self._on_prerun),
+            (signals.task_success, self._on_success),
+            (signals.task_failure, self._on_failure),
+            (signals.task_retry, self._on_retry),
+            (signals.task_internal_error, self._on_internal_error),
+            (signals.task_revoked, self._on_revoked),
+            (signals.task_postrun, self._on_postrun),
+        )
+
+    def connect(self) -> None:
+        """Connect every receiver (strong references, so they live as long as the app)."""
+        for signal, receiver in self._receivers:
+            signal.connect(receiver, weak=False)
+
+    def disconnect(self) -> None:
+        """Disconnect every receiver; runs in flight are forgotten, not reported."""
+        for signal, receiver in self._receivers:
+            signal.disconnect(receiver)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget per-process state (in a new pool child, after fork)."""
+        self._active = {}
+        self._finished = OrderedDict()
+        self._received = weakref.WeakValueDictionary()
+
+    @property
+    def in_flight(self) -> int:
+        """Runs started in this process and not finished yet."""
+        return len(self._active)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _ours(self, task: Any) -> bool:
+        return task is not None and getattr(task, "app", None) is self.app
+
+    def _remember(self, key: _Key) -> None:
+        finished = self._finished
+        finished[key] = None
+        if len(finished) > FINISHED_MEMORY:
+            finished.popitem(last=False)
+
+    def _finish(
+        self,
+        task: Any,
+        task_id: str | None,
+        status: ExecutionStatus | None,
+        *,
+        error: BaseException | None = None,
+        request: Any = None,
+    ) -> None:
+        if not task_id:
+            return
+        key = (task_id, attempt_of(request if request is not None else task.request))
+        run = self._active.pop(key, None)
+        if run is not None:
+            self._remember(key)
+            run.finish(status, error=error)
+            return
+        if key in self._finished:
+            return
+        if status is None or status is ExecutionStatus.SUCCESS:
+            return  # a run we never saw start: nothing trustworthy to say
+        self._report_remote(task, task_id, status, error=error)
+
+    def _report_remote(
+        self,
+        task: Any,
+        task_id: str,
+        status: ExecutionStatus,
+        *,
+        error: BaseException | None = None,
+        request: Any = None,
+        message: str | None = None,
+    ) -> None:
+        """Final state of a run executed (or never started) elsewhere, from the main process."""
+        received = self._received.get(task_id)
+        context = request
+        if received is not None:
+            context = received._context if context is None else context
+        if context is None:
+            context = task.request
+        key = (task_id, attempt_of(context))
+        if key in self._finished or key in self._active:
+            return
+        self._remember(key)
+        self.runs.report(
+            task,
+            task_id,
+            context,
+            status,
+            error=error,
+            message=message,
+            started=getattr(received, "time_start", None),
+            pid=getattr(received, "worker_pid", None),
+        )
+
+    # -- receivers -----------------------------------------------------------------------
+
+    def _on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        try:
+            if request is not None:
+                self._received[request.id] = request
+        except Exception:
+            logger.debug("chronos: task_received hook failed", exc_info=True)
+
+    def _on_prerun(
+        self,
+        sender: Any = None,
+        task_id: str | None = None,
+        task: Any = None,
+        args: Any = None,
+        kwargs: Any = None,
+        **_: Any,
+    ) -> None:
+        try:
+            if not task_id or not self._ours(task):
+                return
+            request = task.request
+            key = (task_id, attempt_of(request))
+            self._active[key] = self.runs.start(task, task_id, request, args, kwargs)
+        except Exception:
+            logger.warning("chronos: could not start recording task %s", task_id, exc_info=True)
+
+    def _on_success(self, sender: Any = None, **_: Any) -> None:
+        try:
+            if self._ours(sender):
+                request = sender.request
+                self._finish(sender, request.id, ExecutionStatus.SUCCESS, request=request)
+        except Exception:
+            logger.warning("chronos: task_success hook failed", exc_info=True)
+
+    def _on_failure(
+        self,
+        sender: Any = None,
+        task_id: str | None = None,
+        exception: BaseException | None = None,
+        **_: Any,
+    ) -> None:
+        try:
+            if self._ours(sender):
+                self._finish(sender, task_id, _failure_status(exception), error=exception)
+        except Exception:
+            logger.warning("chronos: task_failure hook failed", exc_info=True)
+
+    def _on_retry(
+        self, sender: Any = None, request: Any = None, reason: Any = None, **_: Any
+    ) -> None:
+        try:
+            if not self._ours(sender) or request is None:
+                return
+            key = (request.id, attempt_of(request))
+            run = self._active.pop(key, None)
+            if run is None:
+                # Sent from the main process when a task is cancelled by a lost broker
+                # connection: the message is redelivered and the same attempt runs again.
+                return
+            self._remember(key)
+            error = getattr(reason, "exc", None)
+            if not isinstance(error, BaseException):
+                error = reason if isinstance(reason, BaseException) else None
+            run.finish(ExecutionStatus.RETRYING, error=error)
+        except Exception:
+            logger.warning("chronos: task_retry hook failed", exc_info=True)
+
+    def _on_internal_error(
+        self,
+        sender: Any = None,
+        task_id: str | None = None,
+        request: Any = None,
+        exception: BaseException | None = None,
+        **_: Any,
+    ) -> None:
+        try:
+            if self._ours(sender) and task_id:
+                key = (task_id, attempt_of(request))
+                run = self._active.pop(key, None)
+                if run is not None:
+                    self._remember(key)
+                    run.finish(ExecutionStatus.FAILED, error=exception)
+        except Exception:
+            logger.warning("chronos: task_internal_error hook failed", exc_info=True)
+
+    def _on_revoked(
+        self,
+        sender: Any = None,
+        request: Any = None,
+        terminated: bool = False,
+        signum: Any = None,
+        expired: bool = False,
+        **_: Any,
+    ) -> None:
+        try:
+            if not self._ours(sender) or request is None:
+                return
+            if expired:
+                message = "expired before a worker started it"
+            elif terminated:
+                message = f"revoked and terminated (signal {signum})"
+            else:
+                message = "revoked before it started"
+            self._report_remote(
+                sender, request.id, ExecutionStatus.CANCELLED, request=request, message=message
+            )
+        except Exception:
+            logger.warning("chronos: task_revoked hook failed", exc_info=True)
+
+    def _on_postrun(
+        self,
+        sender: Any = None,
+        task_id: str | None = None,
+        task: Any = None,
+        state: str | None = None,
+        **_: Any,
+    ) -> None:
+        try:
+            if not task_id or not self._ours(task):
+                return
+            key = (task_id, attempt_of(task.request))
+            run = self._active.pop(key, None)
+            if run is None:
+                return
+            if state == states.REJECTED:
+                # The message goes back to the queue (or is reported as failed by the main
+                # process): the same attempt may run again under the same execId. End the
+                # console capture without recording anything.
+                run.sink = None
+                run.finish()
+                return
+            # `Ignore` (raised by `Task.replace()`, among others) ends a run without error.
+            self._remember(key)
+            run.finish(ExecutionStatus.SUCCESS)
+        except Exception:
+            logger.warning("chronos: task_postrun hook failed", exc_info=True)

@@ -1,0 +1,91 @@
+"""Worker processes: start clean after fork, flush before exit.
+
+- `worker_ready` (the main process) and `worker_process_init` (a prefork pool child, right
+  after fork) give the worker's node name. In a new child, per-process state of ours starts
+  empty. The exporter needs nothing: `BatchExporter` resets its queue and thread after
+  fork by itself (`os.register_at_fork`).
+- `worker_process_shutdown` (a pool child about to end, by recycling with
+  `worker_max_tasks_per_child` or at worker shutdown): billiard ends the child with
+  `os._exit`, so no `atexit` hook runs. The exporter is shut down here, bounded by
+  `flush_timeout`; what is still pending then is spooled when a spool is configured.
+- `worker_shutdown` (the main process, warm shutdown included): flush, bounded, for what the
+  main process itself reported (hard time limits, revocations) and for solo and thread pools.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import signals
+
+from chronos_integrations.celery._signals import TaskHooks
+
+__all__ = ["WorkerHooks"]
+
+logger = logging.getLogger("chronos_integrations.celery")
+
+
+class WorkerHooks:
+    """Receivers of the worker lifecycle signals."""
+
+    def __init__(self, tasks: TaskHooks, sink: Callable[[], Any], flush_timeout: float) -> None:
+        self.tasks = tasks
+        self._sink = sink
+        self.flush_timeout = flush_timeout
+        self._receivers = (
+            (signals.worker_ready, self._on_worker_ready),
+            (signals.worker_process_init, self._on_process_init),
+            (signals.worker_process_shutdown, self._on_process_shutdown),
+            (signals.worker_shutdown, self._on_worker_shutdown),
+        )
+
+    def connect(self) -> None:
+        """Connect every receiver (strong references)."""
+        for signal, receiver in self._receivers:
+            signal.connect(receiver, weak=False)
+
+    def disconnect(self) -> None:
+        """Disconnect every receiver."""
+        for signal, receiver in self._receivers:
+            signal.disconnect(receiver)
+
+    def _on_worker_ready(self, sender: Any = None, **_: Any) -> None:
+        # The worker's node name (`celery@host`); a task's request only has the host name.
+        try:
+            if getattr(sender, "app", None) is self.tasks.app and sender.hostname:
+                self.tasks.runs.worker_name = str(sender.hostname)
+        except Exception:
+            logger.debug("chronos: worker_ready hook failed", exc_info=True)
+
+    def _on_process_init(self, sender: Any = None, **_: Any) -> None:
+        try:
+            self.tasks.reset()
+            if isinstance(sender, str) and sender:
+                self.tasks.runs.worker_name = sender
+        except Exception:
+            logger.warning("chronos: worker_process_init hook failed", exc_info=True)
+
+    def _on_process_shutdown(self, **_: Any) -> None:
+        try:
+            sink = self._sink()
+            stop = getattr(sink, "shutdown", None) or getattr(sink, "flush", None)
+            if stop is not None and not stop(self.flush_timeout):
+                logger.warning(
+                    "chronos: pool process exiting with events not sent after %.1fs",
+                    self.flush_timeout,
+                )
+        except Exception:
+            logger.warning("chronos: worker_process_shutdown hook failed", exc_info=True)
+
+    def _on_worker_shutdown(self, **_: Any) -> None:
+        try:
+            flush = getattr(self._sink(), "flush", None)
+            if flush is not None and not flush(self.flush_timeout):
+                logger.warning(
+                    "chronos: worker stopping with events not sent after %.1fs",
+                    self.flush_timeout,
+                )
+        except Exception:
+            logger.warning("chronos: worker_shutdown hook failed", exc_info=True)
