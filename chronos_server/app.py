@@ -25,8 +25,9 @@ from chronos_server.query.analytics import AnalyticsController
 from chronos_server.query.controller import ExecutionsController, JobsController
 from chronos_server.query.service import ReadService
 from chronos_server.ratelimit import RateLimiter
+from chronos_server.realtime import RealtimeHub, StreamController
 from chronos_server.settings import ServerSettings
-from chronos_server.storage import Stores, TelemetryStore, build_stores
+from chronos_server.storage import EventBroker, Stores, TelemetryStore, build_stores
 from chronos_server.system import SystemController
 
 __all__ = ["ServerContext", "create_app"]
@@ -91,6 +92,10 @@ def _provide_read_service(state: State) -> ReadService:
     return ReadService(_context(state).stores.telemetry)
 
 
+def _provide_broker(state: State) -> EventBroker:
+    return _context(state).stores.broker
+
+
 def _provide_stores(state: State) -> Stores:
     return _context(state).stores
 
@@ -114,6 +119,13 @@ def create_app(settings: ServerSettings | None = None, *, stores: Stores | None 
     """The Chronos Synapse server; `stores` defaults to the ones `settings` configure."""
     settings = settings or ServerSettings()
     context = ServerContext.build(settings, stores or build_stores(settings))
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    realtime = RealtimeHub(
+        context.authenticator,
+        context.stores.broker,
+        redis_url=redis_url,
+        channel=settings.redis_key_prefix + "socketio",
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -125,6 +137,7 @@ def create_app(settings: ServerSettings | None = None, *, stores: Stores | None 
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
+            await realtime.close()
             await context.stores.close()
 
     return Litestar(
@@ -134,6 +147,8 @@ def create_app(settings: ServerSettings | None = None, *, stores: Stores | None 
             JobsController,
             ExecutionsController,
             AnalyticsController,
+            StreamController,
+            realtime.route(),
         ],
         dependencies={
             "principal": Provide(_provide_principal),
@@ -141,11 +156,12 @@ def create_app(settings: ServerSettings | None = None, *, stores: Stores | None 
             "telemetry_store": Provide(_provide_telemetry_store, sync_to_thread=False),
             "stores": Provide(_provide_stores, sync_to_thread=False),
             "read_service": Provide(_provide_read_service, sync_to_thread=False),
+            "broker": Provide(_provide_broker, sync_to_thread=False),
             "max_body_bytes": Provide(_provide_max_body_bytes, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
-        state=State({"context": context}),
+        state=State({"context": context, "realtime": realtime}),
         plugins=[PydanticPlugin(prefer_alias=True)],
         openapi_config=OpenAPIConfig(
             title="Chronos Synapse",

@@ -15,9 +15,18 @@ __all__ = ["next_run"]
 def _next_cron(schedule: str, timezone: str | None, after: datetime) -> datetime:
     # croniter walks wall-clock time in the zone of its start, so "0 9 * * *" in Europe/Paris
     # is 08:00 UTC in winter and 07:00 UTC in summer, and the DST change is crossed correctly.
+    # When clocks go back, a wall-clock time happens twice; like cron, run at the first only.
     zone = ZoneInfo(timezone) if timezone else UTC
-    found: datetime = croniter(schedule, after.astimezone(zone)).get_next(datetime)
-    return found.astimezone(UTC)
+    times = croniter(schedule, after.astimezone(zone))
+    while True:
+        found: datetime = times.get_next(datetime)
+        local = found.astimezone(zone)
+        if not (local.fold == 1 and _ambiguous(local)):
+            return found.astimezone(UTC)
+
+
+def _ambiguous(local: datetime) -> bool:
+    return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
 
 
 def next_run(

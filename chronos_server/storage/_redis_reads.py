@@ -44,9 +44,7 @@ __all__ = ["RedisReads"]
 
 T = TypeVar("T")
 
-WINDOW_LUA = (
-    importlib.resources.files("chronos_server.storage").joinpath("_window.lua").read_text()
-)
+WINDOW_LUA = importlib.resources.files("chronos_server.storage").joinpath("_window.lua").read_text()
 _MIN_CHUNK = 100
 
 
@@ -140,7 +138,7 @@ class RedisReads:
                     items.append(event)
                     if len(items) == query.limit:
                         break
-            if ended:
+            if ended and len(items) < query.limit:
                 return ExecutionPage(items=items)
             chunk = min(chunk * 2, 1_000)
         if len(items) == query.limit:
