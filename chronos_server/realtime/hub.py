@@ -112,6 +112,22 @@ class RealtimeHub:
                 await relay.task
         with contextlib.suppress(Exception):
             await self.server.shutdown()
+        await self._close_manager()
+
+    async def _close_manager(self) -> None:
+        # python-socketio gives its Redis manager no close(): stop its listener task and
+        # release its connections ourselves, so nothing is left open at shutdown.
+        manager = self.server.manager
+        listener = getattr(manager, "thread", None)
+        if isinstance(listener, asyncio.Task):
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        for name in ("pubsub", "redis"):
+            connection = getattr(manager, name, None)
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.aclose()
 
     # -- rooms ---------------------------------------------------------------------------
 
