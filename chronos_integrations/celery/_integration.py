@@ -7,6 +7,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+# httpx imports httpcore on first use, from whichever thread sends first. A prefork pool forks
+# while the main process's threads (schedule registration, the exporter) may be in the middle
+# of that import, and the child would inherit a half-initialised module and never send
+# anything. Importing it here, in the main thread before any fork, rules that out.
+import httpcore  # noqa: F401
+
 from chronos_core import (
     ChronosSettings,
     EventSink,

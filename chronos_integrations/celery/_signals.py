@@ -282,10 +282,12 @@ class TaskHooks:
             run = self._active.pop(key, None)
             if run is None:
                 return
-            if state == states.REJECTED:
-                # The message goes back to the queue (or is reported as failed by the main
-                # process): the same attempt may run again under the same execId. End the
-                # console capture without recording anything.
+            if state != states.IGNORED:
+                # REJECTED: the message goes back to the queue (or the main process reports
+                # the failure), and the same attempt may run again under the same execId.
+                # No state: a BaseException is unwinding the task (the pool child is being
+                # killed for a hard time limit or a terminating revoke), and the worker's main
+                # process reports the run. Either way, end the console capture silently.
                 run.sink = None
                 run.finish()
                 return
