@@ -22,7 +22,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections import OrderedDict
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -53,8 +53,6 @@ logger = logging.getLogger("chronos_integrations.apscheduler")
 
 # APScheduler's own default id: uuid4().hex. Such ids change on every restart.
 _RANDOM_ID = re.compile(r"[0-9a-f]{32}")
-# Runs captured by the wrapper, remembered until their executed/error event arrives.
-_CAPTURED_MEMORY = 10_000
 _MASK = (
     aps_events.EVENT_JOB_ADDED
     | aps_events.EVENT_JOB_MODIFIED
@@ -115,8 +113,12 @@ class SchedulerInstrumentation:
         self._lock = threading.Lock()
         self._ids: dict[str, str] = {}  # APScheduler job id -> Chronos job id
         self._owners: dict[str, str] = {}  # Chronos id derived from a name -> APScheduler id
-        self._captured: OrderedDict[tuple[str, datetime], None] = OrderedDict()
+        # The executor each job was last submitted to, and the wrapped ones: an executed or
+        # error event of a job submitted to a wrapped executor was reported by the wrapper.
+        self._executor_of: dict[str, str] = {}
+        self._wrapped_aliases: set[str] = set()
         self._executors: dict[int, tuple[Any, Any]] = {}
+        self._coroutines: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self.installed = False
 
     # -- install / uninstall ------------------------------------------------------------
@@ -124,8 +126,8 @@ class SchedulerInstrumentation:
     def install(self) -> SchedulerInstrumentation:
         """Add the listener, wrap the executors and register the jobs already added."""
         self.scheduler.add_listener(self._on_event, _MASK)
-        for executor in list(getattr(self.scheduler, "_executors", {}).values()):
-            self._wrap_executor(executor)
+        for alias, executor in list(getattr(self.scheduler, "_executors", {}).items()):
+            self._wrap_executor(alias, executor)
         self._register_jobs(self.scheduler.get_jobs())
         setattr(self.scheduler, _ATTRIBUTE, self)
         self.installed = True
@@ -142,6 +144,7 @@ class SchedulerInstrumentation:
             logger.debug("chronos: listener already removed", exc_info=True)
         with self._lock:
             executors, self._executors = list(self._executors.values()), {}
+            self._wrapped_aliases.clear()
         for executor, previous in executors:
             try:
                 if previous is None:
@@ -229,7 +232,7 @@ class SchedulerInstrumentation:
 
     # -- executors ----------------------------------------------------------------------
 
-    def _wrap_executor(self, executor: Any) -> None:
+    def _wrap_executor(self, alias: str, executor: Any) -> None:
         try:
             from apscheduler.executors.pool import ProcessPoolExecutor
 
@@ -239,11 +242,14 @@ class SchedulerInstrumentation:
             original = executor.submit_job
 
             def submit_job(job: Any, run_times: list[datetime]) -> Any:
+                # Kept after the job is removed: its executed event may arrive later.
+                self._executor_of[job.id] = alias
                 return original(self._instrumented_job(job, run_times), run_times)
 
             executor.submit_job = submit_job
             with self._lock:
                 self._executors[id(executor)] = (executor, previous)
+                self._wrapped_aliases.add(alias)
         except Exception:
             logger.warning("chronos: could not instrument executor %r", executor, exc_info=True)
 
@@ -251,13 +257,16 @@ class SchedulerInstrumentation:
         try:
             chronos_id = self.job_id_of(job)
             aps_id = job.id
-            is_coroutine = iscoroutinefunction_partial(job.func)
+            func = job.func
+            is_coroutine = self._coroutines.get(func)
+            if is_coroutine is None:
+                is_coroutine = self._coroutines[func] = iscoroutinefunction_partial(func)
 
             def begin(scheduled_for: datetime | None) -> RunCapture | None:
                 return self._begin(chronos_id, aps_id, scheduled_for)
 
             times = RunTimes(run_times, job.misfire_grace_time)
-            wrapped = wrap_function(job.func, is_coroutine, begin, times)
+            wrapped = wrap_function(func, is_coroutine, begin, times)
             return clone_job(job, wrapped)
         except Exception:
             logger.warning("chronos: could not wrap job %r", getattr(job, "id", job), exc_info=True)
@@ -267,17 +276,16 @@ class SchedulerInstrumentation:
         self, chronos_id: str, aps_id: str, scheduled_for: datetime | None
     ) -> RunCapture | None:
         try:
-            if scheduled_for is not None:
-                with self._lock:
-                    self._captured[(aps_id, scheduled_for)] = None
-                    if len(self._captured) > _CAPTURED_MEMORY:
-                        self._captured.popitem(last=False)
             return self._capture(chronos_id, aps_id, scheduled_for).start()
         except Exception:
             logger.warning("chronos: could not start capturing %r", chronos_id, exc_info=True)
             return None
 
-    def _capture(self, chronos_id: str, aps_id: str, scheduled_for: datetime | None) -> RunCapture:
+    def _capture(
+        self, chronos_id: str, aps_id: str, scheduled_for: datetime | None, *, note: bool = False
+    ) -> RunCapture:
+        # The APScheduler id goes into metadata only for reports made from events: on the
+        # per-run path metadata costs a JSON round trip (and a generated id says little).
         return RunCapture(
             chronos_id,
             sink=self.sink,
@@ -286,7 +294,7 @@ class SchedulerInstrumentation:
             max_log_bytes=self.max_log_bytes,
             app_version=self._app_version,
             labels=self.labels,
-            metadata={"apschedulerJobId": aps_id},
+            metadata={"apschedulerJobId": aps_id} if note else None,
             scheduled_for=scheduled_for,
         )
 
@@ -303,7 +311,7 @@ class SchedulerInstrumentation:
                 for aps_id in list(self._ids):
                     self._on_job_removed(aps_id)
             elif code == aps_events.EVENT_EXECUTOR_ADDED:
-                self._wrap_executor(self.scheduler._lookup_executor(event.alias))
+                self._wrap_executor(event.alias, self.scheduler._lookup_executor(event.alias))
             elif code == aps_events.EVENT_JOB_MISSED:
                 self._report_missed(event)
             elif code == aps_events.EVENT_JOB_MAX_INSTANCES:
@@ -338,7 +346,8 @@ class SchedulerInstrumentation:
 
     def _report_missed(self, event: Any) -> None:
         scheduled = getattr(event, "scheduled_run_time", None)
-        run = self._capture(self._chronos_id_for_event(event), event.job_id, scheduled).start()
+        chronos_id = self._chronos_id_for_event(event)
+        run = self._capture(chronos_id, event.job_id, scheduled, note=True).start()
         run.finish(
             ExecutionStatus.MISSED,
             error_message=f"run scheduled for {scheduled} was missed (misfire_grace_time)",
@@ -349,7 +358,7 @@ class SchedulerInstrumentation:
         job = self.scheduler.get_job(event.job_id, getattr(event, "jobstore", None))
         limit = getattr(job, "max_instances", None)
         for scheduled in getattr(event, "scheduled_run_times", None) or [None]:
-            run = self._capture(chronos_id, event.job_id, scheduled).start()
+            run = self._capture(chronos_id, event.job_id, scheduled, note=True).start()
             run.finish(
                 ExecutionStatus.SKIPPED,
                 error_message=f"skipped: the previous run is still going (max_instances={limit})",
@@ -358,11 +367,9 @@ class SchedulerInstrumentation:
     def _report_unseen_run(self, event: Any) -> None:
         """Executed/error of a run the wrapper did not capture (e.g. a process pool)."""
         scheduled: datetime | None = getattr(event, "scheduled_run_time", None)
-        if scheduled is not None:
-            with self._lock:
-                if self._captured.pop((event.job_id, scheduled), False) is None:
-                    return  # the wrapper reported this run
-        run = self._capture(self._chronos_id_for_event(event), event.job_id, scheduled)
+        if self._executor_of.get(event.job_id) in self._wrapped_aliases:
+            return  # the wrapper reported this run, with exact timing
+        run = self._capture(self._chronos_id_for_event(event), event.job_id, scheduled, note=True)
         run.metadata["timing"] = "reported after the run; start and duration are not known"
         run.start()
         if event.code == aps_events.EVENT_JOB_EXECUTED:

@@ -12,8 +12,10 @@ a coroutine function, so `AsyncIOExecutor` still runs it on the loop).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import operator
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,17 +43,18 @@ class RunTimes:
 
     def __init__(self, run_times: list[datetime], grace_seconds: float | None) -> None:
         self._pending = list(run_times)
-        self._grace = None if grace_seconds is None else timedelta(seconds=grace_seconds)
+        self._grace = grace_seconds
 
     def next(self) -> datetime | None:
         """The scheduled time of the call starting now."""
         pending = self._pending
-        if len(pending) <= 1:
+        if len(pending) <= 1:  # the usual case: one run time, nothing to decide
             return pending.pop() if pending else None
         now = datetime.now(UTC)
+        grace = None if self._grace is None else timedelta(seconds=self._grace) + _MISFIRE_SLACK
         while len(pending) > 1:
             run_time = pending.pop(0)
-            if self._grace is None or now - run_time <= self._grace + _MISFIRE_SLACK:
+            if grace is None or now - run_time <= grace:
                 return run_time
         return pending.pop()
 
@@ -68,8 +71,8 @@ def wrap_function(
     guarded by the caller, and `RunCapture.finish` never raises.
     """
     if is_coroutine:
-
-        @functools.wraps(func)
+        # No functools.wraps: executors only call the function (and it would cost a few µs
+        # per run); APScheduler logs the job's name, which the copy keeps.
         async def run_coroutine(*args: Any, **kwargs: Any) -> Any:
             run = begin(times.next())
             try:
@@ -84,7 +87,6 @@ def wrap_function(
 
         return run_coroutine
 
-    @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> Any:
         capture = begin(times.next())
         try:
@@ -101,13 +103,13 @@ def wrap_function(
 
 
 @functools.cache
-def _job_slots(job_type: Any) -> tuple[str, ...]:
+def _job_slots(job_type: Any) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
     names: list[str] = []
     for klass in job_type.__mro__:
         for name in getattr(klass, "__slots__", ()):
             if name not in ("__weakref__", "__dict__") and name not in names:
                 names.append(name)
-    return tuple(names)
+    return tuple(names), operator.attrgetter(*names)
 
 
 def clone_job(job: Any, func: Callable[..., Any] | Coroutine[Any, Any, Any]) -> Any:
@@ -118,13 +120,19 @@ def clone_job(job: Any, func: Callable[..., Any] | Coroutine[Any, Any, Any]) -> 
     """
     job_type: Any = type(job)
     clone = object.__new__(job_type)
-    for name in _job_slots(job_type):
-        try:
-            value = getattr(job, name)
-        except AttributeError:
-            continue
-        object.__setattr__(clone, name, value)
-    if hasattr(job, "__dict__"):
-        clone.__dict__.update(job.__dict__)
-    object.__setattr__(clone, "func", func)
+    setter = object.__setattr__
+    names, read_all = _job_slots(job_type)
+    try:
+        values = read_all(job)  # one C call for every slot of a submitted job
+    except AttributeError:  # a slot never set: copy the others one by one
+        for name in names:
+            with contextlib.suppress(AttributeError):
+                setter(clone, name, getattr(job, name))
+    else:
+        for name, value in zip(names, values, strict=True):
+            setter(clone, name, value)
+    state = getattr(job, "__dict__", None)
+    if state:
+        clone.__dict__.update(state)
+    setter(clone, "func", func)
     return clone

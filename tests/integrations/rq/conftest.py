@@ -14,7 +14,7 @@ from redis import Redis
 
 from tests.support.live_server import ThreadedServer
 
-REDIS_URL = "redis://127.0.0.1:6379/12"  # this test package's own database
+REDIS_URL = "redis://127.0.0.1:6379/14"  # this test package's own database (12 is Celery's)
 ROOT = Path(__file__).resolve().parents[3]
 
 
