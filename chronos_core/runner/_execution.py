@@ -184,6 +184,13 @@ class RunExecutor:
 
     def _run_ended(self, run: _ActiveRun) -> None:
         request = run.request
+        # Before the run stops counting as active, so a shutdown waiting for idle also
+        # waits for this (server mode reports the end of the run through it).
+        if request.on_finished is not None:
+            try:
+                request.on_finished(request, run.last_event)
+            except Exception:
+                logger.warning("chronos: a run-finished callback failed", exc_info=True)
         following = None
         with self._lock:
             self._active.discard(run)
@@ -193,11 +200,6 @@ class RunExecutor:
                 following = self._begin(state.waiting.popleft())
                 state.running += 1
             self._idle.notify_all()
-        if request.on_finished is not None:
-            try:
-                request.on_finished(request, run.last_event)
-            except Exception:
-                logger.warning("chronos: a run-finished callback failed", exc_info=True)
         if following is not None:
             self._launch(following)
 

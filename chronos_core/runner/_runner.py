@@ -138,6 +138,7 @@ class ChronosRunner:
         self._state: Literal["new", "running", "stopped"] = "new"
         self._stop_requested = threading.Event()
         self._give_up = threading.Event()
+        self._registrations: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         return f"<ChronosRunner mode={self.mode!r} jobs={sorted(self._jobs)} {self._state}>"
@@ -369,7 +370,10 @@ class ChronosRunner:
             except Exception as error:
                 logger.warning("chronos: could not register %d job(s): %s", len(definitions), error)
 
-        threading.Thread(target=send, name="chronos-register", daemon=True).start()
+        thread = threading.Thread(target=send, name="chronos-register", daemon=True)
+        thread.start()
+        with self._lock:
+            self._registrations.append(thread)
 
     def next_due(self, job_id: str) -> datetime | None:
         """In local mode, when the job is next due; None if never (or in server mode)."""
@@ -423,6 +427,10 @@ class ChronosRunner:
             self._triggers.close()
         self._executor.close()
         flush_timeout = self.settings.shutdown_timeout
+        # A registration still in flight gets part of the flush budget, not more.
+        registration_deadline = time.monotonic() + flush_timeout / 2
+        for thread in self._registrations:
+            thread.join(max(registration_deadline - time.monotonic(), 0))
         if self._owns_exporter:
             self.exporter.shutdown(flush_timeout)
         else:

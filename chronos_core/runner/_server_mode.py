@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -42,6 +43,8 @@ DEFAULT_SEEN_LIMIT = 10_000
 DEFAULT_RECONNECT_DELAY = 0.5
 DEFAULT_RECONNECT_DELAY_MAX = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# Longest wait at shutdown for the server to acknowledge `leave-job`.
+LEAVE_WAIT = 1.0
 
 
 def _client_modules() -> tuple[Any, Any]:
@@ -87,6 +90,8 @@ class ServerTriggers:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._seen_limit = seen_limit
         self._lock = threading.Lock()
+        self._done_acked = threading.Condition(self._lock)
+        self._unacked_done = 0
         self._stop = threading.Event()
         self._accepting = True
         self._lost = threading.Event()
@@ -116,9 +121,18 @@ class ServerTriggers:
     def stop_accepting(self) -> None:
         """Refuse new triggers and leave every job's room; stay connected for `trigger:done`."""
         with self._lock:
+            if not self._accepting:
+                return
             self._accepting = False
-        for job_id in list(self._jobs()):
-            self._emit(LEAVE_EVENT, job_id)
+        # Wait (briefly) for the server to acknowledge the leaves, so that it has processed
+        # them before we disconnect; a server that does not acknowledge costs LEAVE_WAIT.
+        pending = [threading.Event() for _ in self._jobs()]
+        for job_id, acked in zip(list(self._jobs()), pending, strict=False):
+            self._emit(LEAVE_EVENT, job_id, callback=lambda *_a, e=acked: e.set())
+        deadline = time.monotonic() + LEAVE_WAIT
+        for acked in pending:
+            if not self.connected or not acked.wait(max(deadline - time.monotonic(), 0)):
+                break
 
     def close(self, timeout: float = 5.0) -> None:
         """Disconnect and stop reconnecting."""
@@ -127,12 +141,34 @@ class ServerTriggers:
         self._lost.set()
         client = self._client
         if client is not None:
+            # `trigger:done` of the last runs: wait (briefly) until the server has them.
+            deadline = time.monotonic() + LEAVE_WAIT
+            with self._done_acked:
+                while self._unacked_done > 0 and self.connected:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._done_acked.wait(min(left, 0.05))
+            self._drain(client, min(timeout, 1.0))
             try:
                 client.disconnect()
             except Exception:
                 logger.debug("chronos: disconnect failed", exc_info=True)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @staticmethod
+    def _drain(client: Any, timeout: float) -> None:
+        """Give queued packets (`leave-job`, `trigger:done`) a moment to reach the server."""
+        deadline = time.monotonic() + timeout
+        try:
+            queue = client.eio.queue
+            while client.connected and not queue.empty() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if client.connected:
+                time.sleep(0.05)  # from the queue to the socket
+        except Exception:
+            logger.debug("chronos: could not drain the socket", exc_info=True)
 
     # -- connection ----------------------------------------------------------------------
 
@@ -200,12 +236,12 @@ class ServerTriggers:
         except Exception:
             logger.debug("chronos: closing the HTTP session failed", exc_info=True)
 
-    def _emit(self, event: str, data: Any) -> None:
+    def _emit(self, event: str, data: Any, callback: Callable[..., Any] | None = None) -> None:
         client = self._client
         if client is None or not client.connected:
             return
         try:
-            client.emit(event, data)
+            client.emit(event, data, callback=callback)
         except Exception:
             logger.debug("chronos: could not emit %s", event, exc_info=True)
 
@@ -260,6 +296,14 @@ class ServerTriggers:
         return {**ack, "accepted": True, "outcome": admission.value}
 
     def _finished(self, request: RunRequest, event: ExecutionEvent | None) -> None:
+        with self._lock:
+            self._unacked_done += 1
+
+        def acked(*_args: Any) -> None:
+            with self._lock:
+                self._unacked_done -= 1
+                self._done_acked.notify_all()
+
         self._emit(
             DONE_EVENT,
             {
@@ -268,4 +312,5 @@ class ServerTriggers:
                 "execId": event.exec_id if event is not None else None,
                 "status": event.status.value if event is not None else None,
             },
+            callback=acked,
         )

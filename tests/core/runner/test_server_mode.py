@@ -121,8 +121,10 @@ def test_reconnects_and_rejoins_after_the_server_restarts(
     runner.start()
     assert trigger_server.wait_for(lambda: joined(trigger_server, "nightly"))
     trigger_server.restart(pause=1.0)
-    assert trigger_server.wait_for(lambda: len(trigger_server.connects) == 2, timeout=15)
-    assert trigger_server.wait_for(lambda: len(trigger_server.joins) == 2)
+    # In the new server process's room again (the runner may also have reconnected to the
+    # old one while it was shutting down).
+    assert trigger_server.wait_for(lambda: bool(trigger_server.runners_of("nightly")), timeout=15)
+    assert len(trigger_server.connects) >= 2
     assert trigger_server.trigger("nightly", "after-restart")["accepted"] is True
     [run] = exporter.wait_final(1, "nightly")
     assert run.trigger_id == "after-restart"

@@ -144,9 +144,9 @@ class TriggerServer:
 
         @sio.on("leave-job")
         async def leave_job(sid: str, job_id: str) -> None:
-            await sio.leave_room(sid, f"job:{job_id}")
             with owner.lock:
                 owner.leaves.append((sid, job_id))
+            await sio.leave_room(sid, f"job:{job_id}")
 
         @sio.on("trigger:ack")
         async def trigger_ack(sid: str, data: dict[str, Any]) -> None:
