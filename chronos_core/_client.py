@@ -185,10 +185,25 @@ class ChronosClient(_BaseClient):
         self._http = httpx.Client(base_url=self.endpoint, transport=transport)
 
     def register_jobs(
-        self, jobs: Iterable[JobDefinition | Mapping[str, Any]], *, timeout: float | None = None
+        self,
+        jobs: Iterable[JobDefinition | Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+        abort: threading.Event | None = None,
+        on_retry: Callable[[exc_mod.TransportError, float], None] | None = None,
     ) -> RegisterResult:
-        """Register (upsert) job definitions with the server."""
-        return self._post(REGISTER_PATH, self._jobs_body(jobs), RegisterResult, timeout=timeout)
+        """Register (upsert) job definitions with the server.
+
+        Blocks for the request; `BatchExporter.register_jobs` queues them instead.
+        """
+        return self._post(
+            REGISTER_PATH,
+            self._jobs_body(jobs),
+            RegisterResult,
+            timeout=timeout,
+            abort=abort,
+            on_retry=on_retry,
+        )
 
     def send_executions(
         self,

@@ -38,7 +38,7 @@ from typing import Any
 from chronos_core._client import BATCH_PATH, ChronosClient
 from chronos_core._config import ChronosSettings
 from chronos_core._exceptions import RejectedError, TransportError
-from chronos_core._models import ExecutionEvent
+from chronos_core._models import ExecutionEvent, JobDefinition
 from chronos_core._retry import RetryPolicy
 from chronos_core._spool import Spool, SpoolEntry
 
@@ -64,6 +64,9 @@ class ExporterStats:
     retried: int
     spooled: int
     dropped: dict[str, int] = field(default_factory=dict)
+    #: Job definitions the server accepted, and those it refused for good.
+    jobs_registered: int = 0
+    jobs_rejected: int = 0
 
     @property
     def dropped_total(self) -> int:
@@ -140,6 +143,12 @@ class BatchExporter:
         self._retried = 0
         self._spooled = 0
         self._dropped: Counter[str] = Counter()
+        # Job definitions waiting to be registered, coalesced by id (the newest wins), and
+        # the last definition the server accepted for each id (identical ones are not resent).
+        self._jobs_pending: dict[str, JobDefinition] = {}
+        self._jobs_accepted: dict[str, JobDefinition] = {}
+        self._jobs_registered = 0
+        self._jobs_rejected = 0
         self._last_log: dict[str, float] = {}
 
     # -- the user's thread ---------------------------------------------------------------
@@ -166,6 +175,37 @@ class BatchExporter:
             with contextlib.suppress(Exception):
                 self._drop("internal_error", 1)
             return False
+
+    def register_jobs(self, jobs: Iterable[JobDefinition]) -> None:
+        """Queue job definitions for registration; the exporter's thread sends them.
+
+        Never blocks and never raises. Definitions are coalesced by job id (the newest wins),
+        a definition identical to the one the server last accepted is not sent again, and
+        registrations go out before the execution batches queued with them. Transient
+        failures are retried like execution batches; `flush()` waits for them too.
+        """
+        try:
+            if self._pid != os.getpid():
+                self._after_fork_in_child()
+            if self._closed or self.settings.disabled:
+                return
+            with self._lock:
+                for job in jobs:
+                    if self._jobs_accepted.get(job.id) != job:
+                        self._jobs_pending[job.id] = job
+                if not self._jobs_pending:
+                    return
+            if self._thread is None:
+                self._start_thread()
+            self._wakeup.set()
+        except Exception:
+            logger.warning("chronos: could not queue job registrations", exc_info=True)
+
+    def forget_job(self, job_id: str) -> None:
+        """Drop a pending registration and the memory of an accepted one (job removed)."""
+        with self._lock:
+            self._jobs_pending.pop(job_id, None)
+            self._jobs_accepted.pop(job_id, None)
 
     def record_many(self, events: Iterable[ExecutionEvent]) -> int:
         """Queue several events; returns how many were accepted."""
@@ -228,12 +268,14 @@ class BatchExporter:
             retried=self._retried,
             spooled=self._spooled,
             dropped=dict(self._dropped),
+            jobs_registered=self._jobs_registered,
+            jobs_rejected=self._jobs_rejected,
         )
 
     # -- internals -----------------------------------------------------------------------
 
     def _is_idle(self) -> bool:
-        if self._queue or self._held or self._busy:
+        if self._queue or self._held or self._busy or self._jobs_pending:
             return False
         return self.spool is None or self.spool.owned() == 0
 
@@ -303,6 +345,8 @@ class BatchExporter:
                 return
 
     def _export_pending(self) -> None:
+        if self._jobs_pending and not self._register_pending():
+            return
         if self.spool is not None:
             while self._queue:
                 batch = self._take(self._batch_size)
@@ -349,6 +393,54 @@ class BatchExporter:
     def _count_retry(self, error: TransportError, wait: float) -> None:
         self._retried += 1
 
+    def _register_pending(self) -> bool:
+        """Send pending job definitions; False if the server is unreachable (retry later)."""
+        with self._lock:
+            batch = list(self._jobs_pending.values())
+            self._jobs_pending.clear()
+        try:
+            result = self._get_client().register_jobs(
+                batch,
+                timeout=self.settings.export_timeout,
+                abort=self._stop,
+                on_retry=self._count_retry,
+            )
+        except RejectedError as error:
+            self._jobs_rejected += len(batch)
+            logger.warning(
+                "chronos: the server refused %d job definition(s): %s", len(batch), error
+            )
+            return True
+        except TransportError as error:
+            with self._lock:
+                for job in batch:
+                    self._jobs_pending.setdefault(job.id, job)
+            self._note_failure(error)
+            return False
+        self._failures = 0
+        self._pause_until = 0.0
+        refused = {batch[e.index].id for e in result.errors if 0 <= e.index < len(batch)}
+        for item in result.errors:
+            logger.warning("chronos: job definition refused: %s: %s", item.field, item.message)
+        with self._lock:
+            for job in batch:
+                if job.id not in refused:
+                    self._jobs_accepted[job.id] = job
+        self._jobs_registered += len(batch) - len(refused)
+        self._jobs_rejected += len(refused)
+        return True
+
+    def _note_failure(self, error: TransportError) -> None:
+        """A request failed for its whole deadline: pause, longer each time, then try again."""
+        self._failures += 1
+        self._retried += 1
+        pause = min(self.retry.backoff(self._failures, None), OUTAGE_MAX_PAUSE)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after:
+            pause = max(pause, retry_after)
+        self._pause_until = time.monotonic() + pause
+        logger.debug("chronos: export failed (%s), next attempt in %.1fs", error, pause)
+
     def _send(self, body: bytes, events: int) -> _Outcome:
         client = self._get_client()
         self._inflight = events
@@ -368,14 +460,7 @@ class BatchExporter:
             return _Outcome.DONE
         except TransportError as error:
             self._inflight = 0
-            self._failures += 1
-            self._retried += 1
-            pause = min(self.retry.backoff(self._failures, None), OUTAGE_MAX_PAUSE)
-            retry_after = getattr(error, "retry_after", None)
-            if retry_after:
-                pause = max(pause, retry_after)
-            self._pause_until = time.monotonic() + pause
-            logger.debug("chronos: export failed (%s), next attempt in %.1fs", error, pause)
+            self._note_failure(error)
             return _Outcome.RETRY_LATER
         self._inflight = 0
         self._failures = 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chronos_core import BatchExporter, RetryPolicy
+from chronos_core import BatchExporter, JobDefinition, RetryPolicy
 from tests.support.events import make_event
 from tests.support.recording_server import BlackHole, RecordingServer, Scripted
 
@@ -341,4 +341,58 @@ def test_a_run_records_its_output_but_not_the_exporters_log(
     ]
     assert job_run["stdout"] == "user output\n"
     assert "stderr" not in job_run or "dropped" not in job_run["stderr"]
+    exporter.shutdown(1)
+
+
+def _job(job_id: str, schedule: str = "* * * * *") -> JobDefinition:
+    return JobDefinition(id=job_id, name=job_id.title(), schedule=schedule)
+
+
+def test_job_registrations_are_coalesced_and_sent_before_runs(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(recording_server.url, flush_interval=30)
+    exporter.register_jobs([_job("a"), _job("b")])
+    exporter.register_jobs([_job("a", "0 * * * *")])  # newest definition of `a` wins
+    exporter.record(make_event(1, job_id="a"))
+    assert exporter.flush(5)
+    first, second = recording_server.requests
+    assert first.path == "/api/ingest/jobs/register"
+    assert {job["id"]: job["schedule"] for job in first.body["jobs"]} == {
+        "a": "0 * * * *",
+        "b": "* * * * *",
+    }
+    assert second.path == "/api/ingest/executions/batch"
+    # Identical definitions are not sent again; a changed one is.
+    exporter.register_jobs([_job("a", "0 * * * *"), _job("b")])
+    assert exporter.flush(5)
+    assert len(recording_server.requests) == 2
+    exporter.register_jobs([_job("b", "5 * * * *")])
+    assert exporter.flush(5)
+    assert [job["id"] for job in recording_server.requests[-1].body["jobs"]] == ["b"]
+    assert exporter.stats().jobs_registered == 3
+    exporter.shutdown(1)
+
+
+def test_job_registration_waits_out_an_outage(recording_server: RecordingServer) -> None:
+    exporter = exporter_for(recording_server.url)
+    recording_server.refuse()
+    exporter.register_jobs([_job("a")])
+    assert exporter.flush(0.5) is False
+    recording_server.resume()
+    assert exporter.flush(10)
+    assert [r.path for r in recording_server.requests] == ["/api/ingest/jobs/register"]
+    assert exporter.stats().jobs_registered == 1
+    exporter.shutdown(1)
+
+
+def test_refused_job_registration_is_counted_not_retried(
+    recording_server: RecordingServer,
+) -> None:
+    recording_server.respond(Scripted(422))
+    exporter = exporter_for(recording_server.url)
+    exporter.register_jobs([_job("a"), _job("b")])
+    assert exporter.flush(5)
+    assert len(recording_server.requests) == 1
+    assert exporter.stats().jobs_rejected == 2
     exporter.shutdown(1)
