@@ -49,7 +49,7 @@ except metadata.PackageNotFoundError:
 from collections.abc import Callable, Iterable  # noqa: E402
 from typing import Any  # noqa: E402
 
-from chronos_core import ChronosClient, EventSink  # noqa: E402
+from chronos_core import BatchExporter, ChronosClient, EventSink  # noqa: E402
 from chronos_integrations.apscheduler._instrument import (  # noqa: E402
     SchedulerInstrumentation,
     default_job_id,
@@ -69,8 +69,9 @@ def instrument(
 ) -> SchedulerInstrumentation:
     """Report every run of `scheduler`'s jobs and register the jobs with their schedules.
 
-    `exporter` defaults to the shared `chronos_core.get_exporter()`. Registration uses
-    `client`, else a client built from the exporter's settings; `register=False` skips it.
+    `exporter` defaults to the shared `chronos_core.get_exporter()`. Jobs are registered
+    through the exporter's queue (`BatchExporter.register_jobs`), or through `client` when
+    given; `register=False` skips registration.
     `capture_console` defaults to the exporter's `capture_console` setting. `job_id(job)`
     may return the Chronos id of an APScheduler job (None: the default, see
     `default_job_id`). Calling `instrument` again on the same scheduler returns the
@@ -82,23 +83,22 @@ def instrument(
     if not hasattr(scheduler, "add_listener") or not hasattr(scheduler, "get_jobs"):
         raise TypeError(f"expected an APScheduler 3 scheduler, got {type(scheduler).__name__}")
     sink, console_default, max_log_bytes, settings = sink_settings(exporter)
-    client_factory: Callable[[], ChronosClient] | None = None
+    # Registrations go through an exporter's queue and thread: the sink itself when it is
+    # one, else one made for `client` (or from the sink's settings) and owned by us.
+    registrar: BatchExporter | None = None
+    owns_registrar = False
     if register:
         if client is not None:
-            given = client
-
-            def client_factory() -> ChronosClient:
-                return given
-
+            registrar, owns_registrar = BatchExporter(client), True
+        elif isinstance(sink, BatchExporter):
+            registrar = sink
         elif settings is not None and not settings.disabled:
-
-            def client_factory() -> ChronosClient:
-                return ChronosClient(settings=settings)
-
+            registrar, owns_registrar = BatchExporter(settings=settings), True
     return SchedulerInstrumentation(
         scheduler,
         sink,
-        client_factory=client_factory,
+        registrar=registrar,
+        owns_registrar=owns_registrar,
         capture_console=console_default if capture_console is None else capture_console,
         max_log_bytes=max_log_bytes,
         job_id=job_id,

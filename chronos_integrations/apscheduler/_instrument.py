@@ -10,7 +10,8 @@ What is hooked, and why each piece:
   exactly and to see its output.
 
 Nothing here does network I/O on the scheduler's or the job's thread: events go to the
-exporter's queue and registrations to `JobRegistrar`'s thread. Every hook body is guarded.
+exporter's queue, and so do registrations (`BatchExporter.register_jobs`). Every hook body
+is guarded.
 APScheduler quirks handled: an executed event can arrive before the submitted one (we
 never use the submitted event), an error event may carry no exception, and a listener
 may be called before the scheduler starts.
@@ -32,7 +33,6 @@ from apscheduler.util import iscoroutinefunction_partial
 
 from chronos_core import (
     BatchExporter,
-    ChronosClient,
     EventSink,
     ExecutionStatus,
     JobDefinition,
@@ -43,7 +43,6 @@ from chronos_core import (
     get_exporter,
     signature_hash,
 )
-from chronos_integrations.apscheduler._registrar import JobRegistrar
 from chronos_integrations.apscheduler._runs import RunTimes, clone_job, wrap_function
 from chronos_integrations.apscheduler._schedule import schedule_of
 
@@ -96,7 +95,8 @@ class SchedulerInstrumentation:
         scheduler: Any,
         sink: EventSink,
         *,
-        client_factory: Callable[[], ChronosClient] | None,
+        registrar: BatchExporter | None,
+        owns_registrar: bool = False,
         capture_console: bool,
         max_log_bytes: int,
         job_id: Callable[[Any], str | None] | None,
@@ -108,7 +108,8 @@ class SchedulerInstrumentation:
         self.max_log_bytes = max_log_bytes
         self._custom_job_id = job_id
         self.labels = labels
-        self.registrar = JobRegistrar(client_factory) if client_factory is not None else None
+        self.registrar = registrar
+        self._owns_registrar = owns_registrar
         self._app_version = detect_app_version()
         self._lock = threading.Lock()
         self._ids: dict[str, str] = {}  # APScheduler job id -> Chronos job id
@@ -156,7 +157,10 @@ class SchedulerInstrumentation:
         if getattr(self.scheduler, _ATTRIBUTE, None) is self:
             delattr(self.scheduler, _ATTRIBUTE)
         if self.registrar is not None:
-            self.registrar.close(timeout)
+            if self._owns_registrar:
+                self.registrar.shutdown(timeout)
+            else:
+                self.registrar.flush(timeout)
 
     def flush_registrations(self, timeout: float = 5.0) -> bool:
         """Wait until every registration so far has been sent (for tests and shutdown)."""
@@ -228,7 +232,7 @@ class SchedulerInstrumentation:
             if definition is not None:
                 definitions.append(definition)
         if definitions:
-            self.registrar.submit(definitions)
+            self.registrar.register_jobs(definitions)
 
     # -- executors ----------------------------------------------------------------------
 
@@ -335,7 +339,7 @@ class SchedulerInstrumentation:
             if chronos_id is not None and self._owners.get(chronos_id) == aps_id:
                 del self._owners[chronos_id]
         if chronos_id is not None and self.registrar is not None:
-            self.registrar.forget(chronos_id)
+            self.registrar.forget_job(chronos_id)
 
     def _chronos_id_for_event(self, event: Any) -> str:
         known = self._ids.get(event.job_id)

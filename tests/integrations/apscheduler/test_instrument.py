@@ -112,7 +112,7 @@ def test_same_function_scheduled_twice_without_ids_gets_two_stable_ids(
     again = SchedulerInstrumentation(
         BackgroundScheduler(),
         sink,
-        client_factory=None,
+        registrar=None,
         capture_console=False,
         max_log_bytes=100,
         job_id=None,
