@@ -34,6 +34,20 @@ from chronos_core._models import (
     Source,
 )
 from chronos_core._monitor import monitor
+from chronos_core._query import AsyncChronosAPI, ChronosAPI
+from chronos_core._read_models import (
+    AnalyticsSummary,
+    ExecutionPage,
+    ExecutionSummary,
+    JobDetail,
+    JobRanking,
+    JobSummary,
+    RunStats,
+    TimeSeries,
+    TimeSeriesPoint,
+    VersionComparison,
+    VersionSummary,
+)
 from chronos_core._redact import Redactor
 from chronos_core._retry import RetryPolicy
 from chronos_core._sink import EventSink
@@ -44,10 +58,13 @@ from chronos_core._version import __version__
 from chronos_core._versions import detect_app_version, signature_hash
 
 __all__ = [
+    "AnalyticsSummary",
+    "AsyncChronosAPI",
     "AsyncChronosClient",
     "AuthenticationError",
     "BatchExporter",
     "CaptureOptions",
+    "ChronosAPI",
     "ChronosClient",
     "ChronosError",
     "ChronosSettings",
@@ -57,13 +74,18 @@ __all__ = [
     "ExecutionBatch",
     "ExecutionEvent",
     "ExecutionIngested",
+    "ExecutionPage",
     "ExecutionStatus",
+    "ExecutionSummary",
     "ExporterStats",
     "HTTPStatusError",
     "IngestResult",
     "ItemError",
     "JobDefinition",
+    "JobDetail",
+    "JobRanking",
     "JobRegistration",
+    "JobSummary",
     "JobTrigger",
     "Redactor",
     "RegisterResult",
@@ -73,9 +95,14 @@ __all__ = [
     "RetryableStatusError",
     "RunCapture",
     "RunMode",
+    "RunStats",
     "Source",
     "Spool",
+    "TimeSeries",
+    "TimeSeriesPoint",
     "TransportError",
+    "VersionComparison",
+    "VersionSummary",
     "__version__",
     "capture",
     "configure",

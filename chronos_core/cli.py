@@ -16,6 +16,9 @@ __all__ = ["main"]
 # command name -> "module:attribute" of a click command
 _COMMANDS: dict[str, str] = {
     "exec": "chronos_core._exec_cli:exec_command",
+    "jobs": "chronos_core._query_cli:jobs_command",
+    "runs": "chronos_core._query_cli:runs_command",
+    "run-info": "chronos_core._query_cli:run_info_command",
     "run": "chronos_core.runner._cli:run_command",
     "server": "chronos_server.cli:server_command",
     "keys": "chronos_server.cli:keys_group",
