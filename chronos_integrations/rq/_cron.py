@@ -103,14 +103,17 @@ def register_cron_jobs(
 
 
 class CronRegistration:
-    """The worker's background thread that keeps cron schedules registered."""
+    """The worker's background thread that keeps cron schedules registered.
 
-    def __init__(self, connection: Any, client: ChronosClient, interval: float) -> None:
+    It reads RQ's cron jobs from Redis every `interval` seconds and hands their definitions
+    to the exporter, which sends only new or changed ones, from its own thread.
+    """
+
+    def __init__(self, connection: Any, exporter: BatchExporter, interval: float) -> None:
         self.connection = connection
-        self.client = client
+        self.exporter = exporter
         self.interval = interval
         self._stop = threading.Event()
-        self._sent: dict[str, JobDefinition] = {}
         self._thread = threading.Thread(target=self._run, name="chronos-rq-cron", daemon=True)
 
     @classmethod
@@ -124,20 +127,16 @@ class CronRegistration:
         sink = setup[0] if setup else None
         if not isinstance(sink, BatchExporter) or sink.settings.disabled:
             return None
-        registration = cls(
-            worker.connection, ChronosClient(settings=sink.settings), REFRESH_INTERVAL
-        )
+        registration = cls(worker.connection, sink, REFRESH_INTERVAL)
         registration._thread.start()
         return registration
 
     def refresh(self) -> int:
-        """Register new or changed cron jobs now; how many were sent."""
+        """Queue the current cron jobs for registration; how many there are."""
         definitions = cron_job_definitions(_running_cron_jobs(self.connection))
-        changed = [d for d in definitions if self._sent.get(d.id) != d]
-        if changed:
-            self.client.register_jobs(changed, timeout=REGISTER_TIMEOUT)
-            self._sent.update({d.id: d for d in changed})
-        return len(changed)
+        if definitions:
+            self.exporter.register_jobs(definitions)
+        return len(definitions)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -148,9 +147,8 @@ class CronRegistration:
             self._stop.wait(self.interval)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop the thread, letting a request in flight finish for up to `timeout` seconds
-        (a burst worker may end right after its first refresh started)."""
+        """Stop the thread and give queued registrations up to `timeout` seconds to go out
+        (a burst worker may end right after its first refresh)."""
         self._stop.set()
         self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self.client.close()
+        self.exporter.flush(timeout)
