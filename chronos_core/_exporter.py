@@ -168,7 +168,7 @@ class BatchExporter:
             queue.append(event)
             if self._thread is None:
                 self._start_thread()
-            if len(queue) >= self._batch_size:
+            if len(queue) >= self._batch_size and not self._wakeup.is_set():
                 self._wakeup.set()
             return True
         except Exception:  # never raise into the user's job
