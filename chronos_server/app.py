@@ -89,7 +89,8 @@ def _provide_telemetry_store(state: State) -> TelemetryStore:
 
 
 def _provide_read_service(state: State) -> ReadService:
-    return ReadService(_context(state).stores.telemetry)
+    service: ReadService = state.read_service
+    return service
 
 
 def _provide_broker(state: State) -> EventBroker:
@@ -161,7 +162,13 @@ def create_app(settings: ServerSettings | None = None, *, stores: Stores | None 
         },
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
-        state=State({"context": context, "realtime": realtime}),
+        state=State(
+            {
+                "context": context,
+                "realtime": realtime,
+                "read_service": ReadService(context.stores.telemetry),
+            }
+        ),
         plugins=[PydanticPlugin(prefer_alias=True)],
         openapi_config=OpenAPIConfig(
             title="Chronos Synapse",

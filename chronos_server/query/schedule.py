@@ -9,7 +9,7 @@ from croniter import croniter
 
 from chronos_core._models import JobDefinition, RunMode
 
-__all__ = ["next_run"]
+__all__ = ["NextRunCache", "next_run"]
 
 
 def _next_cron(schedule: str, timezone: str | None, after: datetime) -> datetime:
@@ -57,3 +57,31 @@ def next_run(
             due += missed * interval
         return due
     return None
+
+
+class NextRunCache:
+    """Remembers the next fire time of each schedule; parsing a cron costs ~0.5 ms.
+
+    An entry computed at `t` with answer `n` stays right for any `after` in [t, n): nothing
+    fires in between. Only cron schedules are cached (the others are cheap).
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str | None], tuple[datetime, datetime]] = {}
+
+    def next_run(
+        self, job: JobDefinition, *, after: datetime, last_run: datetime | None = None
+    ) -> datetime | None:
+        """`next_run`, from the cache when it can."""
+        if job.run_mode is RunMode.ONCE or not job.schedule:
+            return next_run(job, after=after, last_run=last_run)
+        key = (job.schedule, job.timezone)
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] <= after < cached[1]:
+            return cached[1]
+        found = _next_cron(job.schedule, job.timezone, after)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (after, found)
+        return found

@@ -20,7 +20,7 @@ from chronos_core._read_models import (
     VersionSummary,
 )
 from chronos_server.errors import BadRequest, NotFound
-from chronos_server.query.schedule import next_run
+from chronos_server.query.schedule import NextRunCache
 from chronos_server.storage import (
     TENANT_SCOPE,
     ExecutionQuery,
@@ -105,10 +105,15 @@ class ReadService:
     """Everything the read API answers, over one `TelemetryStore`."""
 
     def __init__(
-        self, store: TelemetryStore, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        store: TelemetryStore,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        schedules: NextRunCache | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.schedules = schedules if schedules is not None else NextRunCache()
 
     def window(self, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
         """[since, until], the last `DEFAULT_WINDOW` by default; at most `MAX_WINDOW` long."""
@@ -136,7 +141,7 @@ class ReadService:
         now = self.clock()
         upcoming = None
         if job is not None:
-            upcoming = next_run(
+            upcoming = self.schedules.next_run(
                 job, after=now, last_run=last.started_at if last is not None else None
             )
         return cls(

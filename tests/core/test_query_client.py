@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,8 +94,11 @@ def test_follow_streams_new_runs(seeded: ThreadedServer) -> None:
     done = threading.Event()
 
     def listen() -> None:
-        with ChronosAPI(api_key=seeded.api_key, endpoint=seeded.url) as api:
-            for event in api.follow():
+        with (
+            ChronosAPI(api_key=seeded.api_key, endpoint=seeded.url) as api,
+            contextlib.closing(api.follow()) as events,
+        ):
+            for event in events:
                 received.append(event)
                 if sum(e.job_id == "later" for e in received) == 3:
                     done.set()
