@@ -9,7 +9,13 @@ hash tag `{t:T}`, so one tenant lives in one slot of a Redis Cluster and a batch
     P{t:T}:j:<jobId>                   zset   execId scored by startedAt (ms), trimmed by age
     P{t:T}:mj:<res>:<bucket>:<jobId>   hash   metrics of a job (fields in `_metrics`)
     P{t:T}:mt:<res>:<bucket>           hash   metrics of the tenant
+    P{t:T}:all, P{t:T}:s:<status>      zset   execIds of all runs / of one status, by startedAt
+    P{t:T}:last                        hash   job id -> its latest run
+    P{t:T}:vs:<jobId>, mv:<jobId>:<v>  set / hash  versions seen and their metrics
     P{t:T}:execution:ingested          pub/sub channel (see `RedisBroker`)
+    P{t:T}:events                      stream replay buffer of the channel
+
+(the read side of these indexes is described in `_redis_reads`)
 
 The Lua script declares the jobs hash as its key and derives the others from it; they hash to
 the same slot, which is what Redis Cluster requires.
