@@ -58,14 +58,14 @@ class _RunnerClient(ChronosClient):
         self._runner = runner
 
     def register_jobs(
-        self, jobs: Iterable[JobDefinition | Mapping[str, Any]], *, timeout: float | None = None
+        self, jobs: Iterable[JobDefinition | Mapping[str, Any]], **options: Any
     ) -> RegisterResult:
         """Register the jobs with the server, and schedule them locally if they have handlers."""
         models = [
             j if isinstance(j, JobDefinition) else JobDefinition.model_validate(j) for j in jobs
         ]
         self._runner._learn_definitions(models)
-        return super().register_jobs(models, timeout=timeout)
+        return super().register_jobs(models, **options)
 
 
 class ChronosRunner:

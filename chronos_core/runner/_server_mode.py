@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -83,7 +85,10 @@ class ServerTriggers:
         self._url = url
         self._headers = {"x-api-key": api_key}
         self._path = socketio_path
-        self._transports = list(transports) if transports else None
+        # WebSocket only by default: no polling-to-websocket upgrade, whose failure path in
+        # Engine.IO leaks the half-open socket; pass ["polling", "websocket"] behind proxies
+        # that cannot carry WebSockets.
+        self._transports = list(transports) if transports else ["websocket"]
         self._reconnect_delay = reconnect_delay
         self._reconnect_delay_max = max(reconnect_delay_max, reconnect_delay)
         self._connect_timeout = connect_timeout
@@ -177,8 +182,9 @@ class ServerTriggers:
         failures = 0
         while not self._stop.is_set():
             lost = threading.Event()
-            client = self._new_client(lost)
+            client = None
             try:
+                client = self._new_client(lost)
                 client.connect(
                     self._url,
                     headers=self._headers,
@@ -190,7 +196,8 @@ class ServerTriggers:
                 failures += 1
                 log = logger.warning if failures == 1 else logger.debug
                 log("chronos: cannot reach %s for triggers (%s); retrying", self._url, error)
-                self._shutdown_client(client)
+                if client is not None:
+                    self._shutdown_client(client)
                 if self._stop.wait(random.uniform(delay / 2, delay)):
                     return
                 delay = min(delay * 2, self._reconnect_delay_max)
@@ -208,12 +215,28 @@ class ServerTriggers:
             if self._stop.wait(random.uniform(delay / 2, delay)):
                 return
 
+    def _tcp_socket(self) -> socket.socket | None:
+        """For a plain-HTTP endpoint, the TCP connection the WebSocket will use.
+
+        Engine.IO does not close a WebSocket whose handshake fails after connecting (a
+        server going down at that moment), so we open the socket ourselves and always
+        close it. TLS endpoints let the WebSocket library connect (it must wrap the socket).
+        """
+        url = urlsplit(self._url)
+        if url.scheme != "http" or self._transports != ["websocket"]:
+            return None
+        return socket.create_connection(
+            (url.hostname or "localhost", url.port or 80), timeout=self._connect_timeout
+        )
+
     def _new_client(self, lost: threading.Event) -> Any:
         # Our own HTTP session, closed with the client: Engine.IO drops its own without
         # closing it, which leaks a socket per reconnect.
         session = self._requests.Session()
+        tcp = self._tcp_socket()
         client = self._socketio.Client(
             http_session=session,
+            websocket_extra_options={"socket": tcp} if tcp is not None else {},
             reconnection=False,  # reconnecting is ours: one loop, stoppable, with backoff
             handle_sigint=False,
             logger=False,
@@ -223,6 +246,7 @@ class ServerTriggers:
         client.on("disconnect", lambda *_args: lost.set())
         client.on(TRIGGER_EVENT, self._on_trigger)
         client.chronos_session = session
+        client.chronos_socket = tcp
         return client
 
     @staticmethod
@@ -232,6 +256,18 @@ class ServerTriggers:
         except Exception:
             logger.debug("chronos: closing the socket failed", exc_info=True)
         try:
+            # Engine.IO leaves its websocket open when the server drops the connection.
+            websocket = getattr(client.eio, "ws", None)
+            if websocket is not None:
+                websocket.close()
+        except Exception:
+            logger.debug("chronos: closing the websocket failed", exc_info=True)
+        try:
+            if client.chronos_socket is not None:
+                client.chronos_socket.close()
+        except Exception:
+            logger.debug("chronos: closing the TCP socket failed", exc_info=True)
+        try:
             client.chronos_session.close()
         except Exception:
             logger.debug("chronos: closing the HTTP session failed", exc_info=True)
@@ -239,6 +275,7 @@ class ServerTriggers:
     def _emit(self, event: str, data: Any, callback: Callable[..., Any] | None = None) -> None:
         client = self._client
         if client is None or not client.connected:
+            logger.debug("chronos: not connected; %s not sent", event)
             return
         try:
             client.emit(event, data, callback=callback)
