@@ -55,8 +55,8 @@ from chronos_core._spool import Spool
 from chronos_core._tracing import current_trace_id
 from chronos_core._truncate import truncate_text
 from chronos_core._version import __version__
-from chronos_core.runner import ChronosRunner
 from chronos_core._versions import detect_app_version, signature_hash
+from chronos_core.runner import ChronosRunner
 
 __all__ = [
     "AnalyticsSummary",
