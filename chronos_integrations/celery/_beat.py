@@ -2,8 +2,8 @@
 
 Registration happens when beat starts (`beat_init`, with every entry the scheduler holds, so
 custom schedulers such as django-celery-beat's are covered) and when a worker is ready
-(`worker_ready`, with `app.conf.beat_schedule`, since a worker has no scheduler). It runs on a
-daemon thread with a bounded timeout: a slow or absent server never delays start-up.
+(`worker_ready`, with `app.conf.beat_schedule`, since a worker has no scheduler). The
+exporter's thread sends the definitions: a slow or absent server never delays start-up.
 
 A message sent by beat gets three headers in `before_task_publish`: its job id, its beat
 entry and the time it was due (`scheduledFor`). The scheduler's `apply_entry` is wrapped on
@@ -140,23 +140,32 @@ class BeatHooks:
         return ChronosClient(settings=settings)
 
     def register(self, entries: list[BeatEntry]) -> threading.Thread | None:
-        """Send the definitions of `entries` from a daemon thread; returns the thread."""
+        """Register the definitions of `entries` without blocking.
+
+        A `BatchExporter` sends them from its own thread; for another sink a client is made
+        here (in the caller's thread: see `_worker` on fork safety) and a daemon thread sends.
+        Returns that thread, if one was started.
+        """
         jobs = self.definitions(entries)
         self.registered = jobs
         if not jobs or not self.register_enabled:
             return None
+        queue_jobs = getattr(self._sink(), "register_jobs", None)
+        if queue_jobs is not None:
+            queue_jobs(jobs)
+            return None
+        client = self._client_factory()
+        if client is None:
+            logger.info("chronos: no API key; beat schedules are not registered")
+            return None
         thread = threading.Thread(
-            target=self._send, args=(jobs,), name="chronos-celery-register", daemon=True
+            target=self._send, args=(client, jobs), name="chronos-celery-register", daemon=True
         )
         thread.start()
         return thread
 
-    def _send(self, jobs: list[JobDefinition]) -> None:
+    def _send(self, client: ChronosClient, jobs: list[JobDefinition]) -> None:
         try:
-            client = self._client_factory()
-            if client is None:
-                logger.info("chronos: no API key; beat schedules are not registered")
-                return
             with client:
                 result = client.register_jobs(jobs, timeout=REGISTER_TIMEOUT)
             for error in result.errors:

@@ -52,12 +52,19 @@ class WorkerHooks:
             signal.disconnect(receiver)
 
     def _on_worker_ready(self, sender: Any = None, **_: Any) -> None:
-        # The worker's node name (`celery@host`); a task's request only has the host name.
         try:
-            if getattr(sender, "app", None) is self.tasks.app and sender.hostname:
+            if getattr(sender, "app", None) is not self.tasks.app:
+                return
+            # The worker's node name (`celery@host`); a task's request only has the host name.
+            if sender.hostname:
                 self.tasks.runs.worker_name = str(sender.hostname)
+            # Make the main process's HTTP client now, in the thread that forks the pool.
+            # Made lazily by the exporter's thread, it could be half-way through creating its
+            # TLS context (OpenSSL holds locks there) when the pool forks a child, and that
+            # child would hang the first time it makes its own.
+            getattr(self._sink(), "client", None)
         except Exception:
-            logger.debug("chronos: worker_ready hook failed", exc_info=True)
+            logger.warning("chronos: worker_ready hook failed", exc_info=True)
 
     def _on_process_init(self, sender: Any = None, **_: Any) -> None:
         try:

@@ -6,7 +6,9 @@ from `CELERY_TEST_BROKER` and `CELERY_TEST_QUEUE`, and instruments it from `CHRO
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -29,6 +31,7 @@ def make_app(queue: str, broker: str = BROKER, backend: str = RESULTS) -> Celery
         result_serializer="json",
         accept_content=["json"],
         result_expires=None,
+        result_backend_thread_safe=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_prefetch_multiplier=1,
@@ -98,6 +101,8 @@ def _subprocess_app() -> Celery | None:
     queue = os.environ.get("CELERY_TEST_QUEUE")
     if not queue:
         return None
+    # `kill -USR2 <pid>` prints every thread's stack to the worker's log: for diagnosing hangs.
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     app = make_app(queue, os.environ.get("CELERY_TEST_BROKER", BROKER))
     from chronos_integrations.celery import instrument
 

@@ -40,9 +40,12 @@ def celery_app(queue_name: str) -> Iterator[Celery]:
     app = make_app(queue_name)
     yield app
     uninstrument(app)
-    backend = app.__dict__.get("backend")
-    if backend is not None:
-        backend.client.connection_pool.disconnect()
+    # One backend for all threads (`result_backend_thread_safe`), so that it can be closed.
+    backend = app.backend
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
+        consumer._pubsub.close()
+    backend.client.connection_pool.disconnect()
     app.close()
 
 

@@ -131,8 +131,8 @@ def test_job_id_is_the_task_name_unless_overridden(
 def test_a_task_revoked_before_it_starts_is_cancelled(
     celery_app: Celery, worker: WorkerFactory, live_server: ThreadedServer
 ) -> None:
-    result = celery_app.tasks["t.add"].apply_async((1, 2), countdown=1)
     with worker(pool="solo"):
+        result = celery_app.tasks["t.add"].apply_async((1, 2), countdown=2)
         celery_app.control.revoke(result.id)
         event = _only(live_server, "t.add", result.id)
     assert event.status is ExecutionStatus.CANCELLED
