@@ -44,7 +44,6 @@ logger = logging.getLogger("chronos_core.runner")
 
 DEFAULT_STOP_TIMEOUT = 30.0
 DEFAULT_MISFIRE_GRACE = 60.0
-DEFAULT_REGISTER_TIMEOUT = 30.0
 
 RunnerMode = Literal["local", "server"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,7 +93,6 @@ class ChronosRunner:
         clock: Clock | None = None,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         misfire_grace: float = DEFAULT_MISFIRE_GRACE,
-        register_timeout: float = DEFAULT_REGISTER_TIMEOUT,
         reconnect_delay: float = DEFAULT_RECONNECT_DELAY,
         reconnect_delay_max: float = DEFAULT_RECONNECT_DELAY_MAX,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -113,7 +111,6 @@ class ChronosRunner:
         self.clock: Clock = clock or SystemClock()
         self.stop_timeout = stop_timeout
         self.misfire_grace = misfire_grace
-        self.register_timeout = register_timeout
         self._socket_options: dict[str, Any] = {
             "reconnect_delay": reconnect_delay,
             "reconnect_delay_max": reconnect_delay_max,
@@ -138,7 +135,6 @@ class ChronosRunner:
         self._state: Literal["new", "running", "stopped"] = "new"
         self._stop_requested = threading.Event()
         self._give_up = threading.Event()
-        self._registrations: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         return f"<ChronosRunner mode={self.mode!r} jobs={sorted(self._jobs)} {self._state}>"
@@ -361,19 +357,9 @@ class ChronosRunner:
 
     def _register_remotely(self, jobs: list[JobSpec]) -> None:
         definitions = [job.definition for job in jobs if job.definition is not None]
-        if not definitions or self.settings.disabled:
-            return
-
-        def send() -> None:
-            try:
-                ChronosClient.register_jobs(self.client, definitions, timeout=self.register_timeout)
-            except Exception as error:
-                logger.warning("chronos: could not register %d job(s): %s", len(definitions), error)
-
-        thread = threading.Thread(target=send, name="chronos-register", daemon=True)
-        thread.start()
-        with self._lock:
-            self._registrations.append(thread)
+        if definitions and not self.settings.disabled:
+            # Queued on the exporter: sent from its thread, retried through outages.
+            self.exporter.register_jobs(definitions)
 
     def next_due(self, job_id: str) -> datetime | None:
         """In local mode, when the job is next due; None if never (or in server mode)."""
@@ -427,10 +413,6 @@ class ChronosRunner:
             self._triggers.close()
         self._executor.close()
         flush_timeout = self.settings.shutdown_timeout
-        # A registration still in flight gets part of the flush budget, not more.
-        registration_deadline = time.monotonic() + flush_timeout / 2
-        for thread in self._registrations:
-            thread.join(max(registration_deadline - time.monotonic(), 0))
         if self._owns_exporter:
             self.exporter.shutdown(flush_timeout)
         else:
