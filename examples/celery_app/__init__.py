@@ -1,0 +1,1 @@
+"""A small Celery app monitored by Chronos: see README.md."""
