@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chronos_core._models import ExecutionEvent, ExecutionStatus, JobDefinition
 from chronos_core._read_models import (
@@ -29,6 +31,7 @@ from chronos_server.storage import (
     Resolution,
     TelemetryStore,
     VersionStats,
+    cover,
 )
 
 __all__ = [
@@ -47,6 +50,9 @@ MAX_SPAN = {
     Resolution.DAY: timedelta(days=400),
 }
 """Longest time series per bucket width (minute buckets are kept two days, hours 35...)."""
+WINDOW_CACHE_SECONDS = 2.0
+"""Job and analytics stats may lag ingestion by this much (see `ReadService._window_stats`)."""
+WINDOW_CACHE_ENTRIES = 1_000
 RECENT_RUNS = 20
 TOP_JOBS = 5
 # Regression thresholds of `compare_versions`.
@@ -114,6 +120,27 @@ class ReadService:
         self.store = store
         self.clock = clock
         self.schedules = schedules if schedules is not None else NextRunCache()
+        self._windows: dict[tuple[Any, ...], tuple[float, dict[str, MetricsBucket]]] = {}
+
+    async def _window_stats(
+        self, tenant: str, scopes: list[str], start: datetime, end: datetime
+    ) -> dict[str, MetricsBucket]:
+        """`window_stats`, shared for `WINDOW_CACHE_SECONDS` by requests of the same window.
+
+        Windows are rounded out to whole hours, so every request of the default window within
+        an hour asks for the same buckets; a dashboard polling the jobs list then costs one
+        merge per tenant every couple of seconds instead of one per request.
+        """
+        key = (tenant, tuple(scopes), tuple(cover(start, end)))
+        now = time.monotonic()
+        cached = self._windows.get(key)
+        if cached is not None and now - cached[0] < WINDOW_CACHE_SECONDS:
+            return cached[1]
+        stats = await self.store.window_stats(tenant, scopes, start, end)
+        if len(self._windows) >= WINDOW_CACHE_ENTRIES:
+            self._windows.clear()
+        self._windows[key] = (now, stats)
+        return stats
 
     def window(self, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
         """[since, until], the last `DEFAULT_WINDOW` by default; at most `MAX_WINDOW` long."""
@@ -170,7 +197,7 @@ class ReadService:
         window = self.window(since, until)
         definitions, last_runs = await self._job_ids(tenant)
         ids = sorted(definitions.keys() | last_runs.keys())
-        stats = await self.store.window_stats(tenant, ids, *window)
+        stats = await self._window_stats(tenant, ids, *window)
         return [
             self._summary(i, definitions.get(i), last_runs.get(i), stats.get(i), window)
             for i in ids
@@ -185,7 +212,7 @@ class ReadService:
         last = (await self.store.last_runs(tenant)).get(job_id)
         if definition is None and last is None:
             raise NotFound(f"no job {job_id!r}", field="jobId")
-        stats = await self.store.window_stats(tenant, [job_id], *window)
+        stats = await self._window_stats(tenant, [job_id], *window)
         versions = await self.store.version_stats(tenant, job_id)
         recent = await self.store.query_executions(
             tenant, ExecutionQuery(job_id=job_id, limit=RECENT_RUNS)
@@ -262,7 +289,7 @@ class ReadService:
         """Totals of the tenant (or one job) over the window, and the job rankings."""
         window = self.window(since, until)
         if job_id is not None:
-            stats = await self.store.window_stats(tenant, [job_id], *window)
+            stats = await self._window_stats(tenant, [job_id], *window)
             return AnalyticsSummary(
                 job_id=job_id,
                 window_start=window[0],
@@ -271,7 +298,7 @@ class ReadService:
             )
         definitions, last_runs = await self._job_ids(tenant)
         ids = sorted(definitions.keys() | last_runs.keys())
-        stats = await self.store.window_stats(tenant, [TENANT_SCOPE, *ids], *window)
+        stats = await self._window_stats(tenant, [TENANT_SCOPE, *ids], *window)
         ranked = [
             JobRanking(
                 job_id=i,
