@@ -26,6 +26,7 @@ from chronos_server.query.controller import ExecutionsController, JobsController
 from chronos_server.query.service import ReadService
 from chronos_server.ratelimit import RateLimiter
 from chronos_server.realtime import RealtimeHub, StreamController
+from chronos_server.scheduler import SchedulerClock, TriggerScheduler, build_scheduler
 from chronos_server.settings import ServerSettings
 from chronos_server.storage import EventBroker, Stores, TelemetryStore, build_stores
 from chronos_server.system import SystemController
@@ -116,8 +117,16 @@ async def _purge_forever(context: ServerContext) -> None:
         await asyncio.sleep(context.settings.purge_interval)
 
 
-def create_app(settings: ServerSettings | None = None, *, stores: Stores | None = None) -> Litestar:
-    """The Chronos Synapse server; `stores` defaults to the ones `settings` configure."""
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    stores: Stores | None = None,
+    scheduler_clock: SchedulerClock | None = None,
+) -> Litestar:
+    """The Chronos Synapse server; `stores` defaults to the ones `settings` configure.
+
+    `scheduler_clock` replaces the real clock of the trigger scheduler (tests).
+    """
     settings = settings or ServerSettings()
     context = ServerContext.build(settings, stores or build_stores(settings))
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
@@ -132,9 +141,18 @@ def create_app(settings: ServerSettings | None = None, *, stores: Stores | None 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await context.stores.open()
         purge = asyncio.create_task(_purge_forever(context), name="chronos-retention")
+        scheduler: TriggerScheduler | None = None
         try:
+            scheduler = build_scheduler(
+                settings, context.stores, realtime, context.ingest, scheduler_clock
+            )
+            app.state.scheduler = scheduler
+            if scheduler is not None:
+                await scheduler.start()
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
@@ -166,6 +184,7 @@ def create_app(settings: ServerSettings | None = None, *, stores: Stores | None 
             {
                 "context": context,
                 "realtime": realtime,
+                "scheduler": None,
                 "read_service": ReadService(context.stores.telemetry),
             }
         ),

@@ -30,6 +30,11 @@ DEFAULT_MAX_LOG_BYTES = 16_384
 DEFAULT_AUTH_CACHE_SECONDS = 5.0
 DEFAULT_LAST_USED_INTERVAL = 60.0
 DEFAULT_PURGE_INTERVAL = 3_600.0
+DEFAULT_SCHEDULER_ACK_TIMEOUT = 2.0
+DEFAULT_SCHEDULER_LEASE_SECONDS = 5.0
+DEFAULT_SCHEDULER_REFRESH_SECONDS = 5.0
+DEFAULT_SCHEDULER_MISFIRE_GRACE = 60.0
+DEFAULT_SCHEDULER_MAX_ATTEMPTS = 5
 
 
 class ServerSettings(BaseSettings):
@@ -76,6 +81,34 @@ class ServerSettings(BaseSettings):
         description="A key's last use is written at most this often",
     )
     purge_interval: float = Field(default=DEFAULT_PURGE_INTERVAL, gt=0)
+    scheduler_enabled: bool = Field(
+        default=True, description="Trigger server-mode runners (docs/scheduler.md)"
+    )
+    scheduler_ack_timeout: float = Field(
+        default=DEFAULT_SCHEDULER_ACK_TIMEOUT,
+        gt=0,
+        description="Seconds a runner has to acknowledge a trigger before another is tried",
+    )
+    scheduler_lease_seconds: float = Field(
+        default=DEFAULT_SCHEDULER_LEASE_SECONDS,
+        gt=0,
+        description="Leader lease (Redis); a dead leader is replaced after about this long",
+    )
+    scheduler_refresh_seconds: float = Field(
+        default=DEFAULT_SCHEDULER_REFRESH_SECONDS,
+        gt=0,
+        description="How often the leader re-reads job definitions",
+    )
+    scheduler_misfire_grace: float = Field(
+        default=DEFAULT_SCHEDULER_MISFIRE_GRACE,
+        ge=0,
+        description="A due time handled later than this is recorded as missed, not run",
+    )
+    scheduler_max_attempts: int = Field(
+        default=DEFAULT_SCHEDULER_MAX_ATTEMPTS,
+        ge=1,
+        description="Runners tried for one trigger before it is recorded as missed",
+    )
     debug: bool = False
 
     @field_validator("redis_url", "postgres_dsn", mode="before")

@@ -11,6 +11,9 @@ tenants that have sockets on it (one relay task per tenant) and emits to its loc
 ingested by any process reaches the sockets of every process; the Socket.IO client manager is
 then `AsyncRedisManager`, so an `emit(to=sid)` made by one process reaches a socket held by
 another (what a scheduler delivering `job:trigger` needs).
+
+Room changes and trigger acknowledgements are reported to `RoomListener`s (the scheduler's
+runner directory); `trigger:ack` and `trigger:done` from runners are acknowledged here.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import socketio
 from litestar import asgi
@@ -30,12 +34,14 @@ from chronos_server.auth import API_KEY_HEADER, Authenticator
 from chronos_server.errors import ChronosServerError
 from chronos_server.storage import EventBroker
 
-__all__ = ["SOCKETIO_PATH", "RealtimeHub", "job_room", "tenant_room"]
+__all__ = ["SOCKETIO_PATH", "RealtimeHub", "RoomListener", "job_room", "tenant_room"]
 
 logger = logging.getLogger("chronos_server.realtime")
 
 SOCKETIO_PATH = "/socket.io"
 EXECUTION_INGESTED = "execution:ingested"
+TRIGGER_ACK = "trigger:ack"
+TRIGGER_DONE = "trigger:done"
 SUBSCRIBE_TIMEOUT = 5.0
 
 
@@ -47,6 +53,19 @@ def tenant_room(tenant: str) -> str:
 def job_room(tenant: str, job_id: str) -> str:
     """The room of the runners holding a job."""
     return f"{tenant}:job:{job_id}"
+
+
+class RoomListener(Protocol):
+    """Told when a runner enters or leaves a job's room, and when it acknowledges a trigger."""
+
+    async def joined(self, tenant: str, job_id: str, sid: str) -> None:
+        """`sid` (on this process) entered the job's room."""
+
+    async def left(self, tenant: str, job_id: str, sid: str) -> None:
+        """`sid` left the job's room (or disconnected)."""
+
+    async def acknowledged(self, tenant: str, sid: str) -> None:
+        """`sid` emitted `trigger:ack`: it speaks the acknowledging protocol."""
 
 
 @dataclass(slots=True)
@@ -83,10 +102,18 @@ class RealtimeHub:
         )
         self.app = socketio.ASGIApp(self.server, socketio_path=SOCKETIO_PATH.strip("/"))
         self._relays: dict[str, _Relay] = {}
+        # sid -> (tenant, job ids it joined), for listeners and to clean up on disconnect
+        self._memberships: dict[str, tuple[str, set[str]]] = {}
+        self._listeners: list[RoomListener] = []
+        self.acknowledging: set[str] = set()
+        """Sockets on this process that have emitted `trigger:ack`."""
+        self.on_trigger_done: Callable[[str, dict[str, Any]], None] | None = None
         self.server.on("connect", self._connect)
         self.server.on("disconnect", self._disconnect)
         self.server.on("join-job", self._join_job)
         self.server.on("leave-job", self._leave_job)
+        self.server.on(TRIGGER_ACK, self._trigger_ack)
+        self.server.on(TRIGGER_DONE, self._trigger_done)
 
     # -- mounting ------------------------------------------------------------------------
 
@@ -136,6 +163,23 @@ class RealtimeHub:
         room = job_room(tenant, job_id)
         return [sid for sid, _ in self.server.manager.get_participants("/", room)]
 
+    def add_listener(self, listener: RoomListener) -> None:
+        """Report room changes and acknowledgements to `listener` from now on."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: RoomListener) -> None:
+        """Stop reporting to `listener`."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def memberships(self) -> list[tuple[str, str, str]]:
+        """Every (tenant, job id, sid) of the job rooms on this process."""
+        return [
+            (tenant, job_id, sid)
+            for sid, (tenant, jobs) in list(self._memberships.items())
+            for job_id in list(jobs)
+        ]
+
     def tenant_of(self, sid: str) -> str | None:
         """The tenant of a connected socket on this process."""
         for tenant, relay in self._relays.items():
@@ -162,6 +206,18 @@ class RealtimeHub:
         tenant = self.tenant_of(sid)
         if tenant is not None:
             self._detach(tenant, sid)
+        self.acknowledging.discard(sid)
+        membership = self._memberships.pop(sid, None)
+        if membership is not None:
+            for job_id in membership[1]:
+                await self._notify("left", membership[0], job_id, sid)
+
+    async def _notify(self, what: str, *args: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                await getattr(listener, what)(*args)
+            except Exception:
+                logger.warning("a room listener failed on %s", what, exc_info=True)
 
     async def _tenant(self, sid: str) -> str:
         session = await self.server.get_session(sid)
@@ -171,14 +227,38 @@ class RealtimeHub:
     async def _join_job(self, sid: str, job_id: Any) -> dict[str, Any]:
         if not isinstance(job_id, str) or not job_id:
             return {"ok": False, "error": "join-job expects a job id"}
-        await self.server.enter_room(sid, job_room(await self._tenant(sid), job_id))
+        tenant = await self._tenant(sid)
+        await self.server.enter_room(sid, job_room(tenant, job_id))
+        self._memberships.setdefault(sid, (tenant, set()))[1].add(job_id)
+        await self._notify("joined", tenant, job_id, sid)
         return {"ok": True, "jobId": job_id}
 
     async def _leave_job(self, sid: str, job_id: Any) -> dict[str, Any]:
         if not isinstance(job_id, str) or not job_id:
             return {"ok": False, "error": "leave-job expects a job id"}
-        await self.server.leave_room(sid, job_room(await self._tenant(sid), job_id))
+        tenant = await self._tenant(sid)
+        await self.server.leave_room(sid, job_room(tenant, job_id))
+        membership = self._memberships.get(sid)
+        if membership is not None and job_id in membership[1]:
+            membership[1].discard(job_id)
+            await self._notify("left", tenant, job_id, sid)
         return {"ok": True, "jobId": job_id}
+
+    async def _trigger_ack(self, sid: str, payload: Any = None) -> bool:
+        if sid not in self.acknowledging:
+            self.acknowledging.add(sid)
+            tenant = self.tenant_of(sid)
+            if tenant is not None:
+                await self._notify("acknowledged", tenant, sid)
+        return True
+
+    async def _trigger_done(self, sid: str, payload: Any = None) -> bool:
+        # Acknowledged so that a stopping runner need not wait; the execution itself arrives
+        # over HTTP with its triggerId.
+        if self.on_trigger_done is not None and isinstance(payload, dict):
+            with contextlib.suppress(Exception):
+                self.on_trigger_done(sid, payload)
+        return True
 
     # -- relay ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from chronos_core._models import ExecutionEvent, ExecutionIngested, JobDefinition
@@ -22,9 +23,13 @@ __all__ = [
     "AccountStore",
     "ApiKeyRecord",
     "BrokerEntry",
+    "ClaimState",
     "EventBroker",
     "IngestOutcome",
+    "OnceArming",
     "TelemetryStore",
+    "TriggerClaim",
+    "TriggerStore",
     "User",
 ]
 
@@ -219,3 +224,61 @@ class EventBroker(Protocol):
         With `after=None`, only live entries. If `after` is older than the buffer, the first
         entry yielded has `reset=True`.
         """
+
+
+class ClaimState(StrEnum):
+    """What `TriggerStore.claim_trigger` found."""
+
+    CLAIMED = "claimed"
+    """The caller now owns the trigger and must deliver (then settle) it."""
+    PENDING = "pending"
+    """Another scheduler owns it and has not settled it yet; retry when the claim expires."""
+    SETTLED = "settled"
+    """Already delivered or recorded as missed: nothing to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerClaim:
+    """The answer of `claim_trigger`; `expires_in` (seconds) is set for `PENDING`."""
+
+    state: ClaimState
+    expires_in: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OnceArming:
+    """When the scheduler first saw a one-time job's definition, and whether it has fired."""
+
+    armed_at: datetime
+    fired_at: datetime | None = None
+
+
+@runtime_checkable
+class TriggerStore(Protocol):
+    """The server scheduler's bookkeeping, shared by every server process.
+
+    Claims make a due time trigger once across processes and leader changes (its trigger id
+    is deterministic); armings remember one-time jobs, keyed by a hash of their definition.
+    """
+
+    async def claim_trigger(
+        self, tenant: str, trigger_id: str, *, owner: str, pending_seconds: float
+    ) -> TriggerClaim:
+        """Take the trigger for `pending_seconds` unless someone holds or settled it."""
+
+    async def settle_trigger(
+        self, tenant: str, trigger_id: str, outcome: str, *, keep_seconds: float
+    ) -> None:
+        """Mark the trigger handled (`outcome`: delivered, missed...) for `keep_seconds`."""
+
+    async def arm_once(self, tenant: str, job_id: str, arming: str, now: datetime) -> OnceArming:
+        """The arming of a one-time job's definition `arming`, created at `now` if new."""
+
+    async def mark_fired(self, tenant: str, job_id: str, arming: str, when: datetime) -> None:
+        """Record that the one-time job's definition `arming` has fired."""
+
+    async def mark_server_triggered(self, tenant: str, job_id: str) -> None:
+        """Remember that a runner joined the job's room: the server schedules it from now on."""
+
+    async def server_triggered_jobs(self, tenant: str) -> set[str]:
+        """Ids of the tenant's jobs that a runner has ever joined."""

@@ -14,6 +14,7 @@ hash tag `{t:T}`, so one tenant lives in one slot of a Redis Cluster and a batch
     P{t:T}:vs:<jobId>, mv:<jobId>:<v>  set / hash  versions seen and their metrics
     P{t:T}:execution:ingested          pub/sub channel (see `RedisBroker`)
     P{t:T}:events                      stream replay buffer of the channel
+    P{t:T}:trig:*, once:*, served      the scheduler's bookkeeping (see `_redis_triggers`)
 
 (the read side of these indexes is described in `_redis_reads`)
 
@@ -47,6 +48,7 @@ from chronos_server.storage._metrics import (
 )
 from chronos_server.storage._protocols import BrokerEntry, IngestOutcome
 from chronos_server.storage._redis_reads import WINDOW_LUA, RedisReads
+from chronos_server.storage._redis_triggers import RedisTriggers
 
 __all__ = ["RedisBroker", "RedisTelemetryStore", "tenant_prefix"]
 
@@ -78,8 +80,9 @@ async def _guard(call: Awaitable[T]) -> T:
         raise StoreUnavailable(f"Redis: {exc}", retry_after=1.0) from exc
 
 
-class RedisTelemetryStore(RedisReads):
-    """`TelemetryStore` on Redis (the read paths are in `_redis_reads`)."""
+class RedisTelemetryStore(RedisReads, RedisTriggers):
+    """`TelemetryStore` and `TriggerStore` on Redis (reads in `_redis_reads`, scheduler
+    bookkeeping in `_redis_triggers`)."""
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ from chronos_server.storage._metrics import (
 )
 from chronos_server.storage._protocols import ApiKeyRecord, IngestOutcome, User
 from chronos_server.storage._sqlite_reads import SQLiteReads
+from chronos_server.storage._sqlite_triggers import TRIGGER_SCHEMA, SQLiteTriggers
 
 __all__ = ["SQLiteStore"]
 
@@ -179,8 +180,8 @@ def _user_from_row(row: sqlite3.Row) -> User:
     )
 
 
-class SQLiteStore(SQLiteReads):
-    """`TelemetryStore` and `AccountStore` over one SQLite file."""
+class SQLiteStore(SQLiteReads, SQLiteTriggers):
+    """`TelemetryStore`, `AccountStore` and `TriggerStore` over one SQLite file."""
 
     def __init__(self, path: Path | str, *, retention_seconds: float = 30 * 86_400) -> None:
         self.path = Path(path)
@@ -210,6 +211,7 @@ class SQLiteStore(SQLiteReads):
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_SCHEMA)
+        conn.executescript(TRIGGER_SCHEMA)
         return conn
 
     async def open(self) -> None:
