@@ -25,6 +25,7 @@ if _version < _MINIMUM:  # pragma: no cover - depends on the environment
 from chronos_integrations.celery._integration import (  # noqa: E402
     DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_MAX_ARGS_BYTES,
+    DEFAULT_RUNNING_AFTER,
     CeleryIntegration,
     instrument,
     uninstrument,
@@ -34,6 +35,7 @@ from chronos_integrations.celery._schedules import cron_from_crontab  # noqa: E4
 __all__ = [
     "DEFAULT_FLUSH_TIMEOUT",
     "DEFAULT_MAX_ARGS_BYTES",
+    "DEFAULT_RUNNING_AFTER",
     "CeleryIntegration",
     "cron_from_crontab",
     "instrument",

@@ -21,6 +21,7 @@ from chronos_core import (
 )
 from chronos_core._config import DEFAULT_MAX_LOG_BYTES
 from chronos_integrations.celery._beat import BeatHooks
+from chronos_integrations.celery._running import DEFAULT_RUNNING_AFTER, RunningReporter
 from chronos_integrations.celery._runs import RunFactory
 from chronos_integrations.celery._signals import TaskHooks
 from chronos_integrations.celery._worker import WorkerHooks
@@ -28,6 +29,7 @@ from chronos_integrations.celery._worker import WorkerHooks
 __all__ = [
     "DEFAULT_FLUSH_TIMEOUT",
     "DEFAULT_MAX_ARGS_BYTES",
+    "DEFAULT_RUNNING_AFTER",
     "CeleryIntegration",
     "instrument",
     "uninstrument",
@@ -57,7 +59,7 @@ class CeleryIntegration:
         capture_args: bool = False,
         max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES,
         max_log_bytes: int | None = None,
-        emit_running: bool = True,
+        running_after: float | None = DEFAULT_RUNNING_AFTER,
         register_schedules: bool = True,
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         redactor: Redactor | None = None,
@@ -66,6 +68,8 @@ class CeleryIntegration:
     ) -> None:
         if max_args_bytes < 0:
             raise ValueError(f"max_args_bytes must be >= 0, got {max_args_bytes}")
+        if running_after is not None and running_after < 0:
+            raise ValueError(f"running_after must be >= 0 or None, got {running_after}")
         if flush_timeout < 0:
             raise ValueError(f"flush_timeout must be >= 0, got {flush_timeout}")
         self.app = app
@@ -85,12 +89,15 @@ class CeleryIntegration:
             capture_args=capture_args,
             max_args_bytes=max_args_bytes,
             max_log_bytes=max_log_bytes,
-            emit_running=emit_running,
+            emit_running=running_after == 0,
             redactor=redactor,
             app_version=app_version,
             job_version=job_version,
         )
-        self.tasks = TaskHooks(app, self.runs)
+        running = None
+        if running_after:
+            running = RunningReporter(self.sink, running_after)
+        self.tasks = TaskHooks(app, self.runs, running)
         self.worker = WorkerHooks(self.tasks, self.sink, flush_timeout)
         self.beat = BeatHooks(app, self.runs, self.sink, register=register_schedules)
         self.installed = False
@@ -144,7 +151,8 @@ def instrument(app: Any, **options: Any) -> CeleryIntegration:
       a task's own `chronos_job_id` attribute wins);
     - `capture_console`: capture each run's stdout/stderr (default: the exporter's setting);
     - `capture_args`: record task arguments, redacted and cut to `max_args_bytes` (off);
-    - `emit_running`: report `running` when a task starts (on);
+    - `running_after`: report `running` for a task still running after this many seconds
+      (1.0; 0 reports it as each task starts, None never);
     - `register_schedules`: register the beat schedule with the server (on);
     - `flush_timeout`: bound on the flush at pool child exit and worker shutdown (2 s);
     - `max_log_bytes`, `redactor`, `app_version`, `job_version`: as for `RunCapture`.

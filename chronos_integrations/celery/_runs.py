@@ -36,6 +36,7 @@ __all__ = [
     "RunFactory",
     "attempt_of",
     "exec_id_of",
+    "hostname",
 ]
 
 logger = logging.getLogger("chronos_integrations.celery")
@@ -205,7 +206,7 @@ class RunFactory:
             job_version=self.job_version,
             app_version=self.app_version,
             source=Source.CELERY,
-            host=_hostname(),
+            host=hostname(),
             pid=pid or os.getpid(),
             queue=_queue(request),
             worker=self.worker_name or getattr(request, "hostname", None),
@@ -216,5 +217,6 @@ class RunFactory:
 
 
 @functools.cache
-def _hostname() -> str:
+def hostname() -> str:
+    """This machine's host name (cached)."""
     return socket.gethostname()[:256]

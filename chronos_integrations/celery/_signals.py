@@ -28,6 +28,7 @@ from celery import signals, states
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from chronos_core import ExecutionStatus, RunCapture
+from chronos_integrations.celery._running import RunningReporter
 from chronos_integrations.celery._runs import RunFactory, attempt_of
 
 __all__ = ["TaskHooks"]
@@ -52,9 +53,10 @@ def _failure_status(error: BaseException | None) -> ExecutionStatus:
 class TaskHooks:
     """Receivers of the task signals for one app; `connect()` and `disconnect()` them."""
 
-    def __init__(self, app: Any, runs: RunFactory) -> None:
+    def __init__(self, app: Any, runs: RunFactory, running: RunningReporter | None) -> None:
         self.app = app
         self.runs = runs
+        self.running = running
         self._active: dict[_Key, RunCapture] = {}
         self._finished: OrderedDict[_Key, None] = OrderedDict()
         self._received: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
@@ -78,6 +80,8 @@ class TaskHooks:
         """Disconnect every receiver; runs in flight are forgotten, not reported."""
         for signal, receiver in self._receivers:
             signal.disconnect(receiver)
+        if self.running is not None:
+            self.running.stop()
         self.reset()
 
     def reset(self) -> None:
@@ -85,6 +89,8 @@ class TaskHooks:
         self._active = {}
         self._finished = OrderedDict()
         self._received = weakref.WeakValueDictionary()
+        if self.running is not None:
+            self.running.reset()
 
     @property
     def in_flight(self) -> int:
@@ -95,6 +101,13 @@ class TaskHooks:
 
     def _ours(self, task: Any) -> bool:
         return task is not None and getattr(task, "app", None) is self.app
+
+    def _take(self, key: _Key) -> RunCapture | None:
+        """The run in flight under `key`, no longer in flight."""
+        run = self._active.pop(key, None)
+        if run is not None and self.running is not None:
+            self.running.discard(key)
+        return run
 
     def _remember(self, key: _Key) -> None:
         finished = self._finished
@@ -114,7 +127,7 @@ class TaskHooks:
         if not task_id:
             return
         key = (task_id, attempt_of(request if request is not None else task.request))
-        run = self._active.pop(key, None)
+        run = self._take(key)
         if run is not None:
             self._remember(key)
             run.finish(status, error=error)
@@ -180,7 +193,9 @@ class TaskHooks:
                 return
             request = task.request
             key = (task_id, attempt_of(request))
-            self._active[key] = self.runs.start(task, task_id, request, args, kwargs)
+            run = self._active[key] = self.runs.start(task, task_id, request, args, kwargs)
+            if self.running is not None:
+                self.running.add(key, run)
         except Exception:
             logger.warning("chronos: could not start recording task %s", task_id, exc_info=True)
 
@@ -212,7 +227,7 @@ class TaskHooks:
             if not self._ours(sender) or request is None:
                 return
             key = (request.id, attempt_of(request))
-            run = self._active.pop(key, None)
+            run = self._take(key)
             if run is None:
                 # Sent from the main process when a task is cancelled by a lost broker
                 # connection: the message is redelivered and the same attempt runs again.
@@ -236,7 +251,7 @@ class TaskHooks:
         try:
             if self._ours(sender) and task_id:
                 key = (task_id, attempt_of(request))
-                run = self._active.pop(key, None)
+                run = self._take(key)
                 if run is not None:
                     self._remember(key)
                     run.finish(ExecutionStatus.FAILED, error=exception)
@@ -279,7 +294,7 @@ class TaskHooks:
             if not task_id or not self._ours(task):
                 return
             key = (task_id, attempt_of(task.request))
-            run = self._active.pop(key, None)
+            run = self._take(key)
             if run is None:
                 return
             if state != states.IGNORED:

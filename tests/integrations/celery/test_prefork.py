@@ -147,13 +147,13 @@ def test_time_limits_revocation_and_warm_shutdown(
     assert cancelled.status is ExecutionStatus.CANCELLED
 
     # SIGTERM while a task runs: the task finishes, and its execution reaches the server.
-    finishing = celery_app.tasks["t.echo"].delay("last", 5, 0.3)
+    finishing = celery_app.tasks["t.echo"].delay("last", 8, 0.3)
     _wait_until_running(live_server, "t.echo", finishing.id)
     assert prefork.stop() == 0
     [last] = live_server.wait_for_executions("t.echo", 1, timeout=10)
     assert last.exec_id == finishing.id
     assert last.status is ExecutionStatus.SUCCESS
-    assert last.stdout == "".join(f"last line {i}\n" for i in range(5))
+    assert last.stdout == "".join(f"last line {i}\n" for i in range(8))
 
 
 def _wait_until_running(server: ThreadedServer, job_id: str, exec_id: str) -> None:

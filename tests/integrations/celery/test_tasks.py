@@ -45,6 +45,22 @@ def test_a_successful_task_is_one_execution_with_its_task_id(
 
 
 @pytest.mark.usefixtures("instrumented")
+def test_a_long_task_shows_as_running_until_it_ends(
+    celery_app: Celery, worker: WorkerFactory, live_server: ThreadedServer
+) -> None:
+    with worker(pool="solo"):
+        result = celery_app.tasks["t.sleep"].delay(2.5)
+        [running] = live_server.wait_for_executions("t.sleep", 1, final=False, timeout=10)
+        assert running.exec_id == result.id
+        assert running.status is ExecutionStatus.RUNNING
+        assert result.get(timeout=10) == 2.5
+    [done] = live_server.wait_for_executions("t.sleep", 1)
+    assert done.status is ExecutionStatus.SUCCESS
+    assert done.duration_ms is not None
+    assert done.duration_ms >= 2500
+
+
+@pytest.mark.usefixtures("instrumented")
 def test_a_failing_task_carries_its_error_stack_and_snippet(
     celery_app: Celery, worker: WorkerFactory, live_server: ThreadedServer
 ) -> None:
