@@ -133,6 +133,10 @@ class TriggerScheduler:
         """Whether this process schedules right now."""
         return self._leading
 
+    def planned(self) -> list[tuple[str, str]]:
+        """(tenant, job id) of every job the leader schedules now; empty when not leading."""
+        return sorted(self._plans) if self._leading else []
+
     def stats(self) -> dict[str, int]:
         """Counters of this process: triggers settled, delivered, legacy, resent, missed."""
         return dict(self._stats)
