@@ -7,7 +7,9 @@ Needs Redis on 127.0.0.1:6379 (database 13). Each configuration runs in a fresh 
 the best round of each is kept. Every instrumented run exports over loopback HTTP to a sink
 that runs in a process of its own, as a real backend would:
 
-- chronos: `instrument(app)` with a `BatchExporter`, `running` and final events per task;
+- chronos: `instrument(app)` with a `BatchExporter` sending to the sink;
+- chronos-hooks: `instrument(app)` with a sink that drops events: the signal receivers and
+  capture alone, without the exporter's background thread;
 - sentry: `sentry_sdk.init(integrations=[CeleryIntegration()], traces_sample_rate=1.0)`;
 - otel: `CeleryInstrumentor` with a `BatchSpanProcessor` and the OTLP/HTTP exporter.
 
@@ -31,7 +33,14 @@ from typing import Any
 
 BROKER = "redis://127.0.0.1:6379/13"
 WARMUP = 300
-MODES = ("bare", "chronos", "sentry", "otel")
+MODES = ("bare", "chronos", "chronos-hooks", "sentry", "otel")
+
+
+class _NullSink:
+    """Takes events and drops them: the integration's own cost, without the exporter's."""
+
+    def record(self, event: object) -> bool:
+        return True
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -65,6 +74,10 @@ def _instrument(mode: str, app: Any, sink: str) -> str | None:
         from chronos_integrations.celery import instrument
 
         instrument(app, exporter=BatchExporter(api_key="bench", endpoint=sink))
+    elif mode == "chronos-hooks":
+        from chronos_integrations.celery import instrument
+
+        instrument(app, exporter=_NullSink())
     elif mode == "sentry":
         try:
             import sentry_sdk
@@ -186,10 +199,10 @@ def _report(tasks: int, rounds: int, best: dict[str, float], skipped: dict[str, 
     print(f"no-op tasks on a solo worker, {tasks} tasks, best of {rounds} rounds")
     for mode in MODES:
         if mode in skipped:
-            print(f"{mode:<8} skipped: {skipped[mode]}")
+            print(f"{mode:<14} skipped: {skipped[mode]}")
         else:
             rate = best[mode]
-            print(f"{mode:<8} {rate:9.0f} tasks/s   {100 * (rate / bare - 1):+6.1f} % vs bare")
+            print(f"{mode:<14} {rate:7.0f} tasks/s   {100 * (rate / bare - 1):+6.1f} % vs bare")
 
 
 if __name__ == "__main__":
