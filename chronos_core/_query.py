@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -153,7 +154,7 @@ class ChronosAPI(_QueryBase):
 
     def job(self, job_id: str) -> JobDetail:
         """One job with its definition, versions seen and latest runs."""
-        return self._get(f"/api/jobs/{job_id}", JobDetail, {})
+        return self._get(f"/api/jobs/{quote(job_id, safe='')}", JobDetail, {})
 
     def executions_page(
         self,
@@ -203,7 +204,7 @@ class ChronosAPI(_QueryBase):
 
     def execution(self, exec_id: str) -> ExecutionEvent:
         """One execution with its error stack, code snippet, stdout and stderr."""
-        return self._get(f"/api/executions/{exec_id}", ExecutionEvent, {})
+        return self._get(f"/api/executions/{quote(exec_id, safe='')}", ExecutionEvent, {})
 
     def summary(
         self,
@@ -231,7 +232,7 @@ class ChronosAPI(_QueryBase):
 
     def compare_versions(self, job_id: str) -> VersionComparison:
         """The versions of a job and whether the latest one regressed."""
-        return self._get(f"/api/jobs/{job_id}/versions", VersionComparison, {})
+        return self._get(f"/api/jobs/{quote(job_id, safe='')}/versions", VersionComparison, {})
 
     def follow(
         self, *, on_reset: Callable[[], None] | None = None, reconnect: bool = True
@@ -305,7 +306,7 @@ class AsyncChronosAPI(_QueryBase):
 
     async def job(self, job_id: str) -> JobDetail:
         """One job with its definition, versions seen and latest runs."""
-        return await self._get(f"/api/jobs/{job_id}", JobDetail, {})
+        return await self._get(f"/api/jobs/{quote(job_id, safe='')}", JobDetail, {})
 
     async def executions_page(
         self,
@@ -356,7 +357,7 @@ class AsyncChronosAPI(_QueryBase):
 
     async def execution(self, exec_id: str) -> ExecutionEvent:
         """One execution with its error stack, code snippet, stdout and stderr."""
-        return await self._get(f"/api/executions/{exec_id}", ExecutionEvent, {})
+        return await self._get(f"/api/executions/{quote(exec_id, safe='')}", ExecutionEvent, {})
 
     async def summary(
         self,
@@ -384,7 +385,9 @@ class AsyncChronosAPI(_QueryBase):
 
     async def compare_versions(self, job_id: str) -> VersionComparison:
         """The versions of a job and whether the latest one regressed."""
-        return await self._get(f"/api/jobs/{job_id}/versions", VersionComparison, {})
+        return await self._get(
+            f"/api/jobs/{quote(job_id, safe='')}/versions", VersionComparison, {}
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
