@@ -24,7 +24,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
-import json
 import logging
 import os
 import threading
@@ -35,6 +34,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from chronos_core import _client as _client_module
 from chronos_core._client import BATCH_PATH, ChronosClient
 from chronos_core._config import ChronosSettings
 from chronos_core._exceptions import RejectedError, TransportError
@@ -112,6 +114,10 @@ class BatchExporter:
         self._max_queue = self.settings.max_queue_size
         self._batch_size = self.settings.max_batch_size
         self._init_state()
+        if not self.settings.disabled:
+            # Made now, on the constructing thread, rather than by the sending thread at an
+            # arbitrary moment (a fork in between would be unsafe); cheap after the first.
+            self._get_client()
         if self.spool is not None and self.spool.pending():
             # Batches left by a process that died: adopt them and send them now.
             self._start_thread()
@@ -477,9 +483,14 @@ class _Outcome(enum.Enum):
     RETRY_LATER = "retry_later"
 
 
+_EVENT_LIST = TypeAdapter(list[ExecutionEvent])
+
+
 def _encode(events: list[ExecutionEvent]) -> bytes:
-    payload = {"executions": [event.to_wire() for event in events]}
-    return json.dumps(payload, separators=(",", ":")).encode()
+    """The batch request body, serialised in one call (the same JSON as `to_wire()`)."""
+    return (
+        b'{"executions":' + _EVENT_LIST.dump_json(events, by_alias=True, exclude_none=True) + b"}"
+    )
 
 
 def _flush_at_exit(ref: Callable[[], BatchExporter | None]) -> None:
@@ -490,10 +501,22 @@ def _flush_at_exit(ref: Callable[[], BatchExporter | None]) -> None:
         exporter.shutdown(exporter.settings.shutdown_timeout)
 
 
+def _hold_tls_setup() -> None:
+    # The forking thread takes the lock, so no other thread is inside OpenSSL's setup.
+    _client_module.tls_setup_lock.acquire()
+
+
+def _release_tls_setup() -> None:
+    _client_module.tls_setup_lock.release()
+
+
 def _reinit_after_fork() -> None:
+    _client_module.reset_tls_after_fork()
     for exporter in list(_live_exporters):
         with contextlib.suppress(Exception):
             exporter._after_fork_in_child()
 
 
-os.register_at_fork(after_in_child=_reinit_after_fork)
+os.register_at_fork(
+    before=_hold_tls_setup, after_in_parent=_release_tls_setup, after_in_child=_reinit_after_fork
+)

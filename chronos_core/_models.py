@@ -122,7 +122,10 @@ def _as_utc(value: datetime) -> datetime:
 
 def format_timestamp(value: datetime) -> str:
     """Format as the original API does: UTC, millisecond precision, `Z` suffix."""
-    return _as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.tzinfo is not UTC:
+        value = _as_utc(value)
+    # isoformat is C code; its "+00:00" suffix becomes the original API's "Z".
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 Timestamp = Annotated[

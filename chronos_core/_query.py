@@ -26,7 +26,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from chronos_core import _exceptions as exc_mod
-from chronos_core._client import _BaseClient
+from chronos_core._client import _BaseClient, tls_verify_for
 from chronos_core._models import ExecutionEvent, ExecutionIngested, format_timestamp
 from chronos_core._read_models import (
     AnalyticsSummary,
@@ -136,7 +136,9 @@ class ChronosAPI(_QueryBase):
 
     def __init__(self, *, http: httpx.Client | None = None, **settings: Any) -> None:
         super().__init__(**settings)
-        self._http = http or httpx.Client(timeout=self.settings.request_timeout)
+        self._http = http or httpx.Client(
+            timeout=self.settings.request_timeout, verify=tls_verify_for(self.endpoint)
+        )
 
     def _get(self, path: str, model: type[T] | TypeAdapter[T], params: dict[str, Any]) -> T:
         headers = {k: v for k, v in self._headers.items() if k != "content-type"}
@@ -288,7 +290,9 @@ class AsyncChronosAPI(_QueryBase):
 
     def __init__(self, *, http: httpx.AsyncClient | None = None, **settings: Any) -> None:
         super().__init__(**settings)
-        self._http = http or httpx.AsyncClient(timeout=self.settings.request_timeout)
+        self._http = http or httpx.AsyncClient(
+            timeout=self.settings.request_timeout, verify=tls_verify_for(self.endpoint)
+        )
 
     async def _get(self, path: str, model: type[T] | TypeAdapter[T], params: dict[str, Any]) -> T:
         headers = {k: v for k, v in self._headers.items() if k != "content-type"}
