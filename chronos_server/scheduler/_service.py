@@ -323,7 +323,11 @@ class TriggerScheduler:
                 self._armings.pop((tenant, job.id, plan.arming), None)  # re-read: fired
             return
         now = self.clock.now()
-        if now - due > self.misfire_grace:
+        # A trigger may reach us late because a leader that died held its claim: it may
+        # even have delivered it. So the grace is extended by a claim's lifetime, and the
+        # trigger is offered again; a runner that already took it answers `duplicate`, so
+        # a handover neither runs a trigger twice nor records a delivered one as missed.
+        if now - due > self.misfire_grace + timedelta(seconds=self.pending_seconds):
             delivery = Delivery(DeliveryOutcome.REFUSED, answers=["late"])
         else:
             payload = {
