@@ -61,6 +61,11 @@ class ThreadedServer:
         self._server.should_exit = True
         self._thread.join(30)
         if not self._thread.is_alive():
+            # Tasks the app left behind (Socket.IO pings): cancelled, not destroyed pending.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     @property

@@ -144,3 +144,26 @@ def test_example_in_server_mode_runs_what_the_server_triggers(
     assert trigger_server.final_executions("example-heartbeat") == []
     assert {j["id"] for j in trigger_server.registered} == jobs
     assert {job for _, job in trigger_server.leaves} == jobs
+
+
+def test_example_in_server_mode_against_the_real_server(live_server: ThreadedServer) -> None:
+    """The server's scheduler triggers the example's jobs; each run carries its trigger."""
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLE), "server"],
+        cwd=ROOT,
+        env=environment(live_server.url, live_server.api_key),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        beats = live_server.wait_for_executions("example-heartbeat", 2, timeout=40)
+        [warm] = live_server.wait_for_executions("example-warm-cache", 1, timeout=40)
+    finally:
+        code, stderr = stop(process, signal.SIGTERM)
+    assert code == 0, stderr
+    assert len(beats) >= 2
+    assert all(b.status == "success" and b.trigger_id for b in beats)
+    assert len({b.trigger_id for b in beats}) == len(beats)
+    assert (warm.status, warm.stdout) == ("success", "cache warmed\n")
+    assert warm.trigger_id
