@@ -212,15 +212,22 @@ def raw_sqlite_rate(directory: Path, batch: int) -> float:
 
 
 def redis_memory(url: str, prefix: str) -> tuple[float, float]:
-    """Bytes per execution: its own key, and its share of the job indexes."""
+    """Bytes per execution: its own key, and its share of the indexes that list it
+    (per job, all runs, per status)."""
     client = redis.Redis.from_url(url)
     keys = [k for k in client.scan_iter(match=f"{prefix}{{t:*}}:x:*", count=1_000)][:500]
     per_key = sum(client.memory_usage(k, samples=0) or 0 for k in keys) / len(keys)
-    indexes = list(client.scan_iter(match=f"{prefix}{{t:*}}:j:*", count=1_000))
-    entries = sum(client.zcard(k) for k in indexes)
+    indexes = [
+        key
+        for pattern in (":j:*", ":all", ":s:*")
+        for key in client.scan_iter(match=f"{prefix}{{t:*}}{pattern}", count=1_000)
+    ]
+    executions = sum(
+        client.zcard(k) for k in client.scan_iter(match=f"{prefix}{{t:*}}:all", count=1_000)
+    )
     index_bytes = sum(client.memory_usage(k, samples=0) or 0 for k in indexes)
     client.close()
-    return per_key, index_bytes / entries
+    return per_key, index_bytes / max(executions, 1)
 
 
 def cleanup(url: str, prefix: str) -> None:
@@ -274,7 +281,7 @@ def main() -> None:
         print(f"{store:<8}{batch:>7}{rate:>12,.0f}{raw:>15,.0f}{rate / raw:>8.0%}")
     print(
         f"Redis memory per execution (no logs): {per_key:.0f} B for its key + "
-        f"{per_index:.0f} B in the job index = {per_key + per_index:.0f} B"
+        f"{per_index:.0f} B in the indexes = {per_key + per_index:.0f} B"
     )
 
 
