@@ -25,6 +25,15 @@ from tests.support.recording_server import free_port
 T = TypeVar("T")
 
 
+async def _cancel_leftovers() -> None:
+    """Cancel the tasks still pending on the running loop, and wait for them to end."""
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
 class ThreadedServer:
     """`create_app()` served by uvicorn on a free port, with one tenant and its API key."""
 
@@ -62,10 +71,7 @@ class ThreadedServer:
         self._thread.join(30)
         if not self._thread.is_alive():
             # Tasks the app left behind (Socket.IO pings): cancelled, not destroyed pending.
-            pending = asyncio.all_tasks(self._loop)
-            for task in pending:
-                task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(_cancel_leftovers())
             self._loop.close()
 
     @property
