@@ -24,6 +24,7 @@ from typing import Any
 from celery import signals
 
 from chronos_core import ChronosClient, ChronosSettings, JobDefinition
+from chronos_integrations.celery._receivers import SignalReceivers
 from chronos_integrations.celery._runs import (
     HEADER_BEAT_ENTRY,
     HEADER_JOB_ID,
@@ -74,7 +75,7 @@ def due_time(entry: Any) -> datetime | None:
         return None
 
 
-class BeatHooks:
+class BeatHooks(SignalReceivers):
     """Schedule registration and beat message stamping for one app."""
 
     def __init__(
@@ -94,21 +95,15 @@ class BeatHooks:
         self._job_ids: dict[str, str] = {}
         self._wrapped: list[Any] = []
         self.registered: list[JobDefinition] = []
-        self._receivers: tuple[tuple[Any, Callable[..., None]], ...] = (
+        self._receivers = (
             (signals.beat_init, self._on_beat_init),
             (signals.worker_ready, self._on_worker_ready),
             (signals.before_task_publish, self._on_before_publish),
         )
 
-    def connect(self) -> None:
-        """Connect every receiver (strong references)."""
-        for signal, receiver in self._receivers:
-            signal.connect(receiver, weak=False)
-
     def disconnect(self) -> None:
         """Disconnect every receiver and unwrap the schedulers wrapped."""
-        for signal, receiver in self._receivers:
-            signal.disconnect(receiver)
+        super().disconnect()
         for scheduler in self._wrapped:
             scheduler.__dict__.pop("apply_entry", None)
         self._wrapped.clear()

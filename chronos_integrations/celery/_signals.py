@@ -28,6 +28,7 @@ from celery import signals, states
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from chronos_core import ExecutionStatus, RunCapture
+from chronos_integrations.celery._receivers import SignalReceivers
 from chronos_integrations.celery._running import RunningReporter
 from chronos_integrations.celery._runs import RunFactory, attempt_of
 
@@ -50,7 +51,7 @@ def _failure_status(error: BaseException | None) -> ExecutionStatus:
     return ExecutionStatus.FAILED
 
 
-class TaskHooks:
+class TaskHooks(SignalReceivers):
     """Receivers of the task signals for one app; `connect()` and `disconnect()` them."""
 
     def __init__(self, app: Any, runs: RunFactory, running: RunningReporter | None) -> None:
@@ -71,15 +72,9 @@ class TaskHooks:
             (signals.task_postrun, self._on_postrun),
         )
 
-    def connect(self) -> None:
-        """Connect every receiver (strong references, so they live as long as the app)."""
-        for signal, receiver in self._receivers:
-            signal.connect(receiver, weak=False)
-
     def disconnect(self) -> None:
         """Disconnect every receiver; runs in flight are forgotten, not reported."""
-        for signal, receiver in self._receivers:
-            signal.disconnect(receiver)
+        super().disconnect()
         if self.running is not None:
             self.running.stop()
         self.reset()

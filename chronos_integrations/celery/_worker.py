@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import signals
 
+from chronos_integrations.celery._receivers import SignalReceivers
 from chronos_integrations.celery._signals import TaskHooks
 
 __all__ = ["WorkerHooks"]
@@ -27,7 +28,7 @@ __all__ = ["WorkerHooks"]
 logger = logging.getLogger("chronos_integrations.celery")
 
 
-class WorkerHooks:
+class WorkerHooks(SignalReceivers):
     """Receivers of the worker lifecycle signals."""
 
     def __init__(self, tasks: TaskHooks, sink: Callable[[], Any], flush_timeout: float) -> None:
@@ -40,16 +41,6 @@ class WorkerHooks:
             (signals.worker_process_shutdown, self._on_process_shutdown),
             (signals.worker_shutdown, self._on_worker_shutdown),
         )
-
-    def connect(self) -> None:
-        """Connect every receiver (strong references)."""
-        for signal, receiver in self._receivers:
-            signal.connect(receiver, weak=False)
-
-    def disconnect(self) -> None:
-        """Disconnect every receiver."""
-        for signal, receiver in self._receivers:
-            signal.disconnect(receiver)
 
     def _on_worker_ready(self, sender: Any = None, **_: Any) -> None:
         try:
