@@ -15,11 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import redis
+from _server import Server
 
 CONCURRENCY = {100: 8, 1_000: 4}
 EVENTS = {100: 30_000, 1_000: 60_000}
@@ -61,52 +58,6 @@ def make_bodies(run: str, batch: int, total: int) -> list[bytes]:
     return [
         json.dumps({"executions": events[i : i + batch]}).encode() for i in range(0, total, batch)
     ]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`chronos server` in a subprocess, from a temporary directory."""
-
-    def __init__(self, directory: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        chronos = str(Path(sys.executable).parent / "chronos")
-        self.process = subprocess.Popen(
-            [chronos, "server", "--port", str(self.port), "--log-level", "warning"],
-            cwd=directory,
-            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.key = ""
-        for line in self.process.stdout:
-            found = re.search(r"chr_[0-9a-f]{8}_[A-Za-z0-9_-]+", line)
-            if found and not self.key:
-                self.key = found.group(0)
-            if "listening on" in line:
-                break
-        self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(300):
-            try:
-                if httpx.get(self.url + "/api/ready").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 async def send_all(server: Server, bodies: list[bytes], concurrency: int) -> float:

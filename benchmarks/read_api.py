@@ -25,13 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import re
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -43,6 +39,7 @@ from typing import Any, cast
 import httpx
 import msgspec
 import redis
+from _server import Server as ServerProcess
 
 from chronos_core._models import ExecutionEvent, ExecutionStatus, format_timestamp
 from chronos_server.storage.redis import RedisTelemetryStore
@@ -53,57 +50,13 @@ SPREAD = timedelta(days=7)
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`chronos server` in a subprocess, from a temporary directory."""
+class Server(ServerProcess):
+    """The server subprocess, and its one tenant (read from the embedded store's file)."""
 
     def __init__(self, directory: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.directory = directory
-        chronos = str(Path(sys.executable).parent / "chronos")
-        self.process = subprocess.Popen(
-            [chronos, "server", "--port", str(self.port), "--log-level", "warning"],
-            cwd=directory,
-            env={
-                **os.environ,
-                **env,
-                "PYTHONUNBUFFERED": "1",
-                "CHRONOS_RATE_LIMIT_PER_MINUTE": "0",
-            },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.key = ""
-        for line in self.process.stdout:
-            found = re.search(r"chr_[0-9a-f]{8}_[A-Za-z0-9_-]+", line)
-            if found and not self.key:
-                self.key = found.group(0)
-            if "listening on" in line:
-                break
-        self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(300):
-            try:
-                if httpx.get(self.url + "/api/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        super().__init__(directory, env)
         with sqlite3.connect(directory / "chronos.db") as conn:
             self.tenant = conn.execute("SELECT id FROM users").fetchone()[0]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 @dataclass(slots=True)
