@@ -6,13 +6,16 @@ Each round enqueues the same no-op jobs on a fresh queue (Redis database 13, flu
 drains them with `work(burst=True)`: one fork per job, as in production. Bare and Chronos
 rounds alternate; the best round of each is kept. The Chronos worker captures every job in
 its work horse and hands the event to the parent through the pipe; the parent's exporter
-queues it (it points at a closed port, so nothing is sent and sending costs no CPU during
-the round: this isolates the worker-side overhead). Target: at most 2 % fewer jobs/s.
+sends it to a sink in a process of its own that acknowledges everything, as a server would
+(a burst worker flushes when it ends: against an unreachable server that flush would wait
+out its timeout and be counted as per-job cost). Target: at most 2 % fewer jobs/s.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 
 from redis import Redis
@@ -47,7 +50,36 @@ def jobs_per_second(worker_class: type[Worker], connection: Redis) -> float:
     return JOBS / elapsed
 
 
+SINK = """
+import http.server, json
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.dumps({"success": True, "ingested": 0}).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 def main() -> None:
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None
+    endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
+    try:
+        run(endpoint)
+    finally:
+        sink.terminate()
+        sink.wait(10)
+
+
+def run(endpoint: str) -> None:
     logging.getLogger("rq").setLevel(logging.WARNING)
     logging.getLogger("chronos_core").setLevel(logging.ERROR)
     connection = Redis.from_url(REDIS_URL)
@@ -59,15 +91,15 @@ def main() -> None:
             bare.append(jobs_per_second(Worker, connection))
             exporter = BatchExporter(
                 api_key="benchmark",
-                endpoint="http://127.0.0.1:9",
+                endpoint=endpoint,
                 flush_interval=3600,
                 max_batch_size=1_000,
                 capture_console=True,
             )
             chronos_class = type("BenchWorker", (ChronosWorker,), {"chronos_exporter": exporter})
             measured.append(jobs_per_second(chronos_class, connection))
-            recorded += exporter.stats().queued
-            exporter.shutdown(0)
+            exporter.shutdown(5)
+            recorded += exporter.stats().sent
     finally:
         connection.flushdb()
     best_bare, best_chronos = max(bare), max(measured)
@@ -80,7 +112,7 @@ def main() -> None:
     )
     verdict = "met" if slower <= TARGET else "NOT met"
     print(f"difference:    {slower:+.1%} slower (target <= {TARGET:.0%}: {verdict})")
-    print(f"events recorded by the parent: {recorded} of {JOBS * ROUNDS}")
+    print(f"events delivered to the sink: {recorded} of {JOBS * ROUNDS}")
 
 
 if __name__ == "__main__":
