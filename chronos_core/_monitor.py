@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from chronos_core._capture import CaptureOptions, RunCapture
 
-__all__ = ["monitor"]
+__all__ = ["captured_call", "monitor"]
 
 logger = logging.getLogger("chronos_core.capture")
 
@@ -62,14 +62,26 @@ def _monitored(func: Callable[P, R], job_id: str | None, options: dict[str, Any]
             logger.warning("chronos: could not capture a run of %s", name, exc_info=True)
             return None
 
-    if inspect.iscoroutinefunction(func):
-        async_func = cast(Callable[..., Coroutine[Any, Any, Any]], func)
+    wrapper = captured_call(func, begin, inspect.iscoroutinefunction(func))
+    return cast(Callable[P, R], functools.update_wrapper(wrapper, func))
 
-        @functools.wraps(func)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+
+def captured_call(
+    func: Callable[..., Any], begin: Callable[[], RunCapture | None], is_coroutine: bool
+) -> Callable[..., Any]:
+    """`func` with each call captured: `begin()` starts a run (None when the SDK cannot).
+
+    The result and the exception pass through unchanged; `begin` must not raise (callers
+    guard it) and `RunCapture.finish` never does. A coroutine function stays one, so an
+    event loop (or APScheduler's AsyncIOExecutor) still awaits it. Nothing is copied from
+    `func` (no `functools.wraps`): that is for callers who want it.
+    """
+    if is_coroutine:
+
+        async def run_coroutine(*args: Any, **kwargs: Any) -> Any:
             run = begin()
             try:
-                result = await async_func(*args, **kwargs)
+                result = await func(*args, **kwargs)
             except BaseException as exc:
                 if run is not None:
                     run.finish(error=exc)
@@ -78,10 +90,9 @@ def _monitored(func: Callable[P, R], job_id: str | None, options: dict[str, Any]
                 run.finish()
             return result
 
-        return cast(Callable[P, R], async_wrapper)
+        return run_coroutine
 
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+    def run_function(*args: Any, **kwargs: Any) -> Any:
         run = begin()
         try:
             result = func(*args, **kwargs)
@@ -93,4 +104,4 @@ def _monitored(func: Callable[P, R], job_id: str | None, options: dict[str, Any]
             run.finish()
         return result
 
-    return wrapper
+    return run_function

@@ -20,6 +20,8 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from chronos_core._monitor import captured_call
+
 if TYPE_CHECKING:
     from chronos_core import RunCapture
 
@@ -70,36 +72,9 @@ def wrap_function(
     `begin(scheduled_for)` starts a run (or returns None when the SDK cannot); it is
     guarded by the caller, and `RunCapture.finish` never raises.
     """
-    if is_coroutine:
-        # No functools.wraps: executors only call the function (and it would cost a few µs
-        # per run); APScheduler logs the job's name, which the copy keeps.
-        async def run_coroutine(*args: Any, **kwargs: Any) -> Any:
-            run = begin(times.next())
-            try:
-                result = await func(*args, **kwargs)
-            except BaseException as exc:
-                if run is not None:
-                    run.finish(error=exc)
-                raise
-            if run is not None:
-                run.finish()
-            return result
-
-        return run_coroutine
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        capture = begin(times.next())
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as exc:
-            if capture is not None:
-                capture.finish(error=exc)
-            raise
-        if capture is not None:
-            capture.finish()
-        return result
-
-    return run
+    # No functools.wraps: executors only call the function (and it would cost a few µs per
+    # run); APScheduler logs the job's name, which the copy keeps.
+    return captured_call(func, lambda: begin(times.next()), is_coroutine)
 
 
 @functools.cache
