@@ -33,6 +33,7 @@ from chronos_server.storage import (
     VersionStats,
     cover,
 )
+from chronos_server.storage._metrics import bucket_start
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -51,7 +52,8 @@ MAX_SPAN = {
 }
 """Longest time series per bucket width (minute buckets are kept two days, hours 35...)."""
 WINDOW_CACHE_SECONDS = 2.0
-"""Job and analytics stats may lag ingestion by this much (see `ReadService._window_stats`)."""
+"""Stats of a window that ended before the current hour may lag late runs by this much (see
+`ReadService._window_stats`)."""
 WINDOW_CACHE_ENTRIES = 1_000
 RECENT_RUNS = 20
 TOP_JOBS = 5
@@ -61,6 +63,8 @@ FAILURE_RATE_MARGIN = 0.05
 P95_RATIO_MARGIN = 1.2
 
 _SUMMARY_FIELDS = tuple(ExecutionSummary.model_fields)
+_QUANTILES = (0.5, 0.95, 0.99)
+_FAILURES = frozenset(s.value for s in ExecutionStatus if s.is_failure)
 
 
 def run_stats(bucket: MetricsBucket | None) -> RunStats:
@@ -68,8 +72,9 @@ def run_stats(bucket: MetricsBucket | None) -> RunStats:
     if bucket is None or bucket.total == 0:
         return RunStats()
     runs = bucket.total
-    failures = sum(n for status, n in bucket.counts.items() if ExecutionStatus(status).is_failure)
+    failures = sum(n for status, n in bucket.counts.items() if status in _FAILURES)
     successes = bucket.counts.get(ExecutionStatus.SUCCESS.value, 0)
+    p50, p95, p99 = bucket.percentiles(_QUANTILES)
     return RunStats(
         runs=runs,
         successes=successes,
@@ -79,9 +84,9 @@ def run_stats(bucket: MetricsBucket | None) -> RunStats:
         avg_ms=bucket.duration_avg,
         min_ms=bucket.duration_min,
         max_ms=bucket.duration_max,
-        p50_ms=bucket.percentile(0.5),
-        p95_ms=bucket.percentile(0.95),
-        p99_ms=bucket.percentile(0.99),
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
     )
 
 
@@ -125,21 +130,28 @@ class ReadService:
     async def _window_stats(
         self, tenant: str, scopes: list[str], start: datetime, end: datetime
     ) -> dict[str, MetricsBucket]:
-        """`window_stats`, shared for `WINDOW_CACHE_SECONDS` by requests of the same window.
+        """`window_stats`; a window that ended before the current hour is shared for
+        `WINDOW_CACHE_SECONDS` by requests of the same window.
 
-        Windows are rounded out to whole hours, so every request of the default window within
-        an hour asks for the same buckets; a dashboard polling the jobs list then costs one
-        merge per tenant every couple of seconds instead of one per request.
+        A window reaching into the current hour (the default one) is always read fresh: runs
+        keep arriving in it, and stores answer it cheaply (Redis keeps a rolling 24-hour
+        summary per job). An older window only changes by late runs, and may cost a merge of
+        many buckets (it is rounded out to whole hours, so requests within an hour share it).
         """
+        now = self.clock()
+        if bucket_start(end.timestamp(), Resolution.HOUR) >= bucket_start(
+            now.timestamp(), Resolution.HOUR
+        ):
+            return await self.store.window_stats(tenant, scopes, start, end)
         key = (tenant, tuple(scopes), tuple(cover(start, end)))
-        now = time.monotonic()
+        moment = time.monotonic()
         cached = self._windows.get(key)
-        if cached is not None and now - cached[0] < WINDOW_CACHE_SECONDS:
+        if cached is not None and moment - cached[0] < WINDOW_CACHE_SECONDS:
             return cached[1]
         stats = await self.store.window_stats(tenant, scopes, start, end)
         if len(self._windows) >= WINDOW_CACHE_ENTRIES:
             self._windows.clear()
-        self._windows[key] = (now, stats)
+        self._windows[key] = (moment, stats)
         return stats
 
     def window(self, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:

@@ -5,20 +5,29 @@
 -- ARGV[1]  key prefix of the tenant, e.g. "chronos:{t:abc}:"
 -- ARGV[2]  execution TTL (ms)      ARGV[3] now (ms)
 -- ARGV[4..6] TTL (s) of minute, hour and day buckets
+-- ARGV[7]  hours covered by a rolling summary    ARGV[8] its TTL (s)
 -- then 8 values per event: execId, jobId, status, startedAt (ms), duration (ms or ""),
 --   histogram index, job version (or ""), and the event JSON
 -- Returns one code per event: 0 duplicate, 1 new, 2 completed a stored `running` one.
+--
+-- Rolling summaries (`r:<jobId>`, `rt` for the tenant; see `_window.lua`) hold the sum of the
+-- hour buckets from their `from` hour over ARGV[7] hours, and their extremes per hour
+-- (`rx:<jobId>`, `rtx`). A final run is added to one when its hour is inside that span; one
+-- that does not exist yet is left to the reader to build.
 local prefix = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local resolutions = {{'m', 60, tonumber(ARGV[4])}, {'h', 3600, tonumber(ARGV[5])},
                      {'d', 86400, tonumber(ARGV[6])}}
-local FIRST, STRIDE = 7, 8
+local span = tonumber(ARGV[7]) * 3600
+local rolling_ttl = tonumber(ARGV[8])
+local FIRST, STRIDE = 9, 8
 local all_index = prefix .. 'all'
 local status_prefix = prefix .. 's:'
 
-local counts, mins, maxs, expiry = {}, {}, {}, {}
+local counts, lows, highs, expiry = {}, {}, {}, {}
 local jobs, statuses, latest, versions = {}, {}, {}, {}
+local rolling_from = {}
 
 local function add(key, field, value)
   local fields = counts[key]
@@ -29,14 +38,46 @@ local function add(key, field, value)
   fields[field] = (fields[field] or 0) + value
 end
 
+local function extreme(into, key, field, value, smaller)
+  local fields = into[key]
+  if fields == nil then
+    fields = {}
+    into[key] = fields
+  end
+  local current = fields[field]
+  if current == nil or (smaller and value < current) or (not smaller and value > current) then
+    fields[field] = value
+  end
+end
+
+-- Count one final run in a bucket (or summary) `key`: its histogram field is `hist`.
 local function account(key, status, duration, hist)
   add(key, 'c:' .. status, 1)
   if duration ~= nil then
     add(key, 'dn', 1)
     add(key, 'ds', duration)
-    add(key, 'h:' .. hist, 1)
-    if mins[key] == nil or duration < mins[key] then mins[key] = duration end
-    if maxs[key] == nil or duration > maxs[key] then maxs[key] = duration end
+    add(key, hist, 1)
+    extreme(lows, key, 'dmin', duration, true)
+    extreme(highs, key, 'dmax', duration, false)
+  end
+end
+
+-- Add a final run of hour `hour` to the rolling summary `key` (extremes per hour in
+-- `hours`) if its span holds that hour. A summary names its histogram fields by bare index.
+local function roll(key, hours, hour, status, duration, hist)
+  local from = rolling_from[key]
+  if from == nil then
+    from = tonumber(redis.call('HGET', key, 'from')) or false
+    rolling_from[key] = from
+  end
+  if from and hour >= from and hour < from + span then
+    account(key, status, duration, hist)
+    expiry[key] = rolling_ttl
+    if duration ~= nil then
+      extreme(lows, hours, 'n:' .. hour, duration, true)
+      extreme(highs, hours, 'x:' .. hour, duration, false)
+      expiry[hours] = rolling_ttl
+    end
   end
 end
 
@@ -74,20 +115,24 @@ for i = FIRST, #ARGV, STRIDE do
       local duration = nil
       if ARGV[i + 4] ~= '' then duration = tonumber(ARGV[i + 4]) end
       local hist = ARGV[i + 5]
+      local hist_field = 'h:' .. hist
       local seconds = math.floor(started / 1000)
       for _, r in ipairs(resolutions) do
         local bucket = tostring(seconds - seconds % r[2])
         local job_key = prefix .. 'mj:' .. r[1] .. ':' .. bucket .. ':' .. job_id
         local tenant_key = prefix .. 'mt:' .. r[1] .. ':' .. bucket
-        account(job_key, status, duration, hist)
-        account(tenant_key, status, duration, hist)
+        account(job_key, status, duration, hist_field)
+        account(tenant_key, status, duration, hist_field)
         expiry[job_key] = r[3]
         expiry[tenant_key] = r[3]
       end
+      local hour = seconds - seconds % 3600
+      roll(prefix .. 'r:' .. job_id, prefix .. 'rx:' .. job_id, hour, status, duration, hist)
+      roll(prefix .. 'rt', prefix .. 'rtx', hour, status, duration, hist)
       local version = ARGV[i + 6]
       if version ~= '' then
         local version_key = prefix .. 'mv:' .. job_id .. ':' .. version
-        account(version_key, status, duration, hist)
+        account(version_key, status, duration, hist_field)
         expiry[version_key] = math.floor(ttl / 1000)
         local seen = versions[version_key]
         if seen == nil then
@@ -110,15 +155,35 @@ for key, fields in pairs(counts) do
       redis.call('HINCRBY', key, field, value)
     end
   end
-  local low = mins[key]
-  if low ~= nil then
-    local stored = tonumber(redis.call('HGET', key, 'dmin'))
-    if stored == nil or low < stored then redis.call('HSET', key, 'dmin', tostring(low)) end
-    local high = maxs[key]
-    stored = tonumber(redis.call('HGET', key, 'dmax'))
-    if stored == nil or high > stored then redis.call('HSET', key, 'dmax', tostring(high)) end
+end
+
+-- Extremes: one HMGET of the stored ones per key, one HSET of those this batch beats.
+for key, low in pairs(lows) do
+  local names, wanted = {}, {}
+  for field, value in pairs(low) do
+    names[#names + 1] = field
+    wanted[#wanted + 1] = value
   end
-  redis.call('EXPIRE', key, expiry[key])
+  local n = #names
+  for field, value in pairs(highs[key]) do
+    names[#names + 1] = field
+    wanted[#wanted + 1] = value
+  end
+  local stored = redis.call('HMGET', key, unpack(names))
+  local update = {}
+  for i = 1, #names do
+    local current = tonumber(stored[i])
+    local value = wanted[i]
+    if current == nil or (i <= n and value < current) or (i > n and value > current) then
+      update[#update + 1] = names[i]
+      update[#update + 1] = tostring(value)
+    end
+  end
+  if #update > 0 then redis.call('HSET', key, unpack(update)) end
+end
+
+for key, seconds in pairs(expiry) do
+  redis.call('EXPIRE', key, seconds)
 end
 
 -- Versions seen: first and last start of each, and the job's set of versions.

@@ -17,16 +17,21 @@ Durations under 1 ms share bucket 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import accumulate
+from typing import Any
 
 from chronos_core._models import ExecutionEvent
 
 __all__ = [
     "HISTOGRAM_SUB_BUCKETS",
     "METRICS_TTL_SECONDS",
+    "ROLLING_HOURS",
+    "ROLLING_TTL_SECONDS",
     "TENANT_SCOPE",
     "MetricsAccumulator",
     "MetricsBucket",
@@ -66,6 +71,12 @@ METRICS_TTL_SECONDS: Mapping[Resolution, int] = {
 }
 """How long buckets of each resolution are kept: minutes for two days, hours for 35, days for
 400. Fixed rather than tied to execution retention, because rolled-up counts are small."""
+
+
+ROLLING_HOURS = 25
+"""Hour buckets a rolling summary adds up: those `cover` reads for any 24-hour window."""
+ROLLING_TTL_SECONDS = 2 * 86_400
+"""A rolling summary nobody reads or writes for this long expires (and is rebuilt on use)."""
 
 
 def bucket_start(epoch_seconds: float, resolution: Resolution) -> int:
@@ -119,23 +130,28 @@ class MetricsBucket:
 
     def percentile(self, q: float) -> float | None:
         """Approximate duration percentile (`q` in 0..1), within 3.1 % of the true value."""
-        if not 0 <= q <= 1:
-            raise ValueError(f"q must be between 0 and 1, got {q}")
-        n = sum(self.histogram.values())
-        if n == 0:
-            return None
-        rank = max(1, math.ceil(q * n))
-        seen = 0
-        for index in sorted(self.histogram):
-            seen += self.histogram[index]
-            if seen >= rank:
-                value = histogram_value(index)
-                if self.duration_min is not None:
-                    value = max(value, self.duration_min)
-                if self.duration_max is not None:
-                    value = min(value, self.duration_max)
-                return value
-        return self.duration_max  # pragma: no cover - the loop always reaches rank
+        return self.percentiles((q,))[0]
+
+    def percentiles(self, qs: Sequence[float]) -> list[float | None]:
+        """`percentile` of each of `qs`, from one sorted cumulative histogram."""
+        if any(not 0 <= q <= 1 for q in qs):
+            raise ValueError(f"quantiles must be between 0 and 1, got {list(qs)}")
+        histogram = self.histogram
+        indexes = sorted(histogram)
+        cumulative = list(accumulate([histogram[i] for i in indexes]))
+        if not cumulative or cumulative[-1] == 0:
+            return [None] * len(qs)
+        n = cumulative[-1]
+        low, high = self.duration_min, self.duration_max
+        found: list[float | None] = []
+        for q in qs:
+            value = histogram_value(indexes[bisect_left(cumulative, max(1, math.ceil(q * n)))])
+            if low is not None and value < low:
+                value = low
+            if high is not None and value > high:
+                value = high
+            found.append(value)
+        return found
 
     @classmethod
     def from_fields(
@@ -157,6 +173,23 @@ class MetricsBucket:
             elif name == "dmax":
                 bucket.duration_max = float(value)
         return bucket
+
+    @classmethod
+    def from_summary(cls, start: int, data: Mapping[str, Any]) -> MetricsBucket:
+        """Read the compact form `_window.lua` returns: `c` (counts by status), `dn`, `ds`,
+        `dmin`, `dmax` and `h` (histogram as a flat list of index, count pairs)."""
+        flat = data.get("h", ())
+        dmin, dmax = data.get("dmin"), data.get("dmax")
+        return cls(
+            start=datetime.fromtimestamp(start, tz=UTC),
+            resolution=Resolution.HOUR,
+            counts=dict(data["c"]),
+            duration_count=int(data.get("dn", 0)),
+            duration_sum=float(data.get("ds", 0.0)),
+            duration_min=None if dmin is None else float(dmin),
+            duration_max=None if dmax is None else float(dmax),
+            histogram=dict(zip(flat[::2], flat[1::2], strict=True)),
+        )
 
 
 def merge_fields(into: dict[str, float], fields: Mapping[str, float]) -> dict[str, float]:

@@ -8,19 +8,24 @@ Indexes kept by `_ingest.lua`, for prefix `P` and tenant `T`:
     P{t:T}:last                   hash   job id -> "startedMs|status|execId" of its latest run
     P{t:T}:vs:<jobId>             set    versions of a job seen in final runs
     P{t:T}:mv:<jobId>:<version>   hash   metrics of one version (+ `first`/`last` seen, ms)
+    P{t:T}:r:<jobId>, P{t:T}:rt   hash   rolling summary of the last 25 hour buckets of a job /
+                                         the tenant (bucket fields, `from`, extremes per hour)
 
 A page walks one zset from the cursor by rank (`ZCOUNT` locates the cursor, `ZRANGE ... REV`
 reads on) and fetches the executions with one `MGET`; filters the index does not cover are
 applied after reading, within `ExecutionQuery.scan_budget`. Windows (job summaries,
-analytics) merge hour and day buckets inside Redis (`_window.lua`) and return one small JSON
-document, so nothing proportional to the number of executions crosses the network.
+analytics) are computed inside Redis (`_window.lua`) and come back as one JSON document, so
+nothing proportional to the number of executions crosses the network. A 24-hour window
+ending in the current hour (the default of the jobs list and the analytics summary) reads one
+rolling summary per scope, which `_ingest.lua` keeps up to date and `_window.lua` moves hour
+by hour; any other window merges the hour and day buckets that `cover` it.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import json
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -30,7 +35,14 @@ from redis.exceptions import RedisError
 from chronos_core._models import ExecutionEvent, ExecutionStatus
 from chronos_server.errors import StoreUnavailable
 from chronos_server.storage._codec import decode_event
-from chronos_server.storage._metrics import MetricsBucket, Resolution, cover
+from chronos_server.storage._metrics import (
+    ROLLING_HOURS,
+    ROLLING_TTL_SECONDS,
+    MetricsBucket,
+    Resolution,
+    bucket_start,
+    cover,
+)
 from chronos_server.storage._queries import (
     Cursor,
     ExecutionPage,
@@ -40,10 +52,11 @@ from chronos_server.storage._queries import (
 )
 from chronos_server.storage._sqlite_reads import version_records
 
-__all__ = ["RedisReads"]
+__all__ = ["LAST_LUA", "WINDOW_LUA", "RedisReads"]
 
 T = TypeVar("T")
 
+LAST_LUA = "return cjson.encode(redis.call('HGETALL', KEYS[1]))"
 WINDOW_LUA = importlib.resources.files("chronos_server.storage").joinpath("_window.lua").read_text()
 _MIN_CHUNK = 100
 
@@ -56,9 +69,12 @@ async def _guard(call: Awaitable[T]) -> T:
 
 
 class RedisReads:
-    """Read methods of `RedisTelemetryStore`; it provides `client`, `_prefix` and `_window`."""
+    """Read methods of `RedisTelemetryStore`; it provides `client`, `_prefix`, the scripts
+    `_window` and `_last`, and `_clock`."""
 
     _window: Any
+    _last: Any
+    _clock: Callable[[], float]
 
     @property
     def client(self) -> aioredis.Redis:  # pragma: no cover - provided by the store
@@ -146,12 +162,13 @@ class RedisReads:
         return ExecutionPage(items=items, next_cursor=position)
 
     async def last_runs(self, tenant: str) -> dict[str, LastRun]:
-        """One HGETALL of the tenant's `last` hash."""
-        found: Any = await _guard(self.client.hgetall(self._prefix(tenant) + "last"))
+        """The tenant's `last` hash, as one JSON string (`_last`: cheaper to parse than a
+        reply of two bulk strings per job)."""
+        answer = await _guard(self._last(keys=[self._prefix(tenant) + "last"]))
+        flat = json.loads(answer)
         runs: dict[str, LastRun] = {}
-        for job, value in cast(dict[bytes, bytes], found).items():
-            started, status, exec_id = value.decode().split("|", 2)
-            job_id = job.decode()
+        for job_id, value in zip(flat[::2], flat[1::2], strict=True):
+            started, status, exec_id = value.split("|", 2)
             runs[job_id] = LastRun(
                 job_id=job_id,
                 exec_id=exec_id,
@@ -163,19 +180,28 @@ class RedisReads:
     async def window_stats(
         self, tenant: str, scopes: Sequence[str], start: datetime, end: datetime
     ) -> dict[str, MetricsBucket]:
-        """One Lua call merging every bucket of every scope inside Redis."""
+        """One Lua call: the rolling summaries for a 24-hour window ending in the current hour,
+        else every bucket of every scope merged inside Redis."""
         if not scopes:
             return {}
         prefix = self._prefix(tenant)
-        buckets = [f"{resolution.value}:{at}" for resolution, at in cover(start, end)]
-        answer = await _guard(
-            self._window(keys=[prefix + "jobs"], args=[prefix, len(buckets), *buckets, *scopes])
-        )
+        hour = Resolution.HOUR.seconds
+        first_hour = bucket_start(start.timestamp(), Resolution.HOUR)
+        last_hour = bucket_start(end.timestamp(), Resolution.HOUR)
+        args: list[Any]
+        if last_hour - first_hour == (ROLLING_HOURS - 1) * hour and last_hour == bucket_start(
+            self._clock(), Resolution.HOUR
+        ):
+            args = [prefix, "r", first_hour, ROLLING_HOURS, ROLLING_TTL_SECONDS, *scopes]
+        else:
+            buckets = [f"{resolution.value}:{at}" for resolution, at in cover(start, end)]
+            args = [prefix, "b", len(buckets), *buckets, *scopes]
+        answer = await _guard(self._window(keys=[prefix + "jobs"], args=args))
         first = int(start.timestamp())
         return {
-            scope: MetricsBucket.from_fields(first, Resolution.HOUR, fields)
-            for scope, fields in zip(scopes, json.loads(answer), strict=True)
-            if fields
+            scope: MetricsBucket.from_summary(first, data)
+            for scope, data in zip(scopes, json.loads(answer), strict=True)
+            if data
         }
 
     async def version_stats(self, tenant: str, job_id: str) -> list[VersionStats]:

@@ -9,6 +9,7 @@ hash tag `{t:T}`, so one tenant lives in one slot of a Redis Cluster and a batch
     P{t:T}:j:<jobId>                   zset   execId scored by startedAt (ms), trimmed by age
     P{t:T}:mj:<res>:<bucket>:<jobId>   hash   metrics of a job (fields in `_metrics`)
     P{t:T}:mt:<res>:<bucket>           hash   metrics of the tenant
+    P{t:T}:r:<jobId>, P{t:T}:rt        hash   rolling 25-hour summary of a job / the tenant
     P{t:T}:all, P{t:T}:s:<status>      zset   execIds of all runs / of one status, by startedAt
     P{t:T}:last                        hash   job id -> its latest run
     P{t:T}:vs:<jobId>, mv:<jobId>:<v>  set / hash  versions seen and their metrics
@@ -28,7 +29,7 @@ import importlib.resources
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -41,13 +42,15 @@ from chronos_server.errors import StoreUnavailable
 from chronos_server.storage._codec import decode_event, decode_job, encode_event, encode_job
 from chronos_server.storage._metrics import (
     METRICS_TTL_SECONDS,
+    ROLLING_HOURS,
+    ROLLING_TTL_SECONDS,
     MetricsBucket,
     Resolution,
     bucket_start,
     histogram_index,
 )
 from chronos_server.storage._protocols import BrokerEntry, IngestOutcome
-from chronos_server.storage._redis_reads import WINDOW_LUA, RedisReads
+from chronos_server.storage._redis_reads import LAST_LUA, WINDOW_LUA, RedisReads
 from chronos_server.storage._redis_triggers import RedisTriggers
 
 __all__ = ["RedisBroker", "RedisTelemetryStore", "tenant_prefix"]
@@ -90,13 +93,16 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         *,
         key_prefix: str = "chronos:",
         retention_seconds: float = 30 * 86_400,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.key_prefix = _check_prefix(key_prefix)
         self.retention_seconds = retention_seconds
+        self._clock = clock
         self._client: aioredis.Redis | None = None
         self._ingest: Any = None
         self._window: Any = None
+        self._last: Any = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -121,6 +127,7 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         self._client = client
         self._ingest = client.register_script(_INGEST_LUA)
         self._window = client.register_script(WINDOW_LUA)
+        self._last = client.register_script(LAST_LUA)
 
     async def close(self) -> None:
         """Close the pool; idempotent."""
@@ -170,10 +177,12 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         args: list[Any] = [
             prefix,
             int(self.retention_seconds * 1000),
-            int(time.time() * 1000),
+            int(self._clock() * 1000),
             METRICS_TTL_SECONDS[Resolution.MINUTE],
             METRICS_TTL_SECONDS[Resolution.HOUR],
             METRICS_TTL_SECONDS[Resolution.DAY],
+            ROLLING_HOURS,
+            ROLLING_TTL_SECONDS,
         ]
         encoded = payloads if payloads is not None else [encode_event(e) for e in events]
         for event, payload in zip(events, encoded, strict=True):

@@ -175,6 +175,20 @@ async def test_job_summaries(server: LiveServer) -> None:
     assert by_id["unregistered"]["nextRunAt"] is None
 
 
+async def test_stats_of_the_current_window_include_runs_just_stored(server: LiveServer) -> None:
+    key = await server.new_tenant()
+    async with server.client(key) as http:
+        await http.post(BATCH, json={"executions": [run(i, "etl") for i in range(10)]})
+        assert (await http.get("/api/jobs")).json()[0]["stats"]["runs"] == 10
+        summary = (await http.get("/api/analytics/summary")).json()
+        assert summary["totals"]["runs"] == 10
+        await http.post(BATCH, json={"executions": [run(i, "etl") for i in range(10, 15)]})
+        # Read again at once: the default window is computed afresh, never served stale.
+        assert (await http.get("/api/jobs")).json()[0]["stats"]["runs"] == 15
+        summary = (await http.get("/api/analytics/summary")).json()
+        assert summary["totals"]["runs"] == 15
+
+
 async def test_job_detail_versions_and_execution_detail(server: LiveServer) -> None:
     key = await server.new_tenant()
     old = [run(i, "etl", jobVersion="1.0", durationMs=100) for i in range(20)]

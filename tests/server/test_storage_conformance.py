@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from chronos_core._models import ExecutionEvent, ExecutionStatus, JobDefinition
 from chronos_server.errors import Conflict
-from chronos_server.storage import ApiKeyRecord, Resolution, Stores
+from chronos_server.storage import TENANT_SCOPE, ApiKeyRecord, MetricsBucket, Resolution, Stores
+from chronos_server.storage._metrics import bucket_start, histogram_index
+from chronos_server.storage.redis import RedisTelemetryStore, tenant_prefix
+
+from .conftest import REDIS_URL
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 
@@ -147,6 +155,132 @@ async def test_retention_purge(stores: Stores) -> None:
     later = NOW + timedelta(days=30, hours=1)
     await stores.telemetry.purge_expired(later)
     assert await stores.telemetry.list_executions(t, "job-1") == []
+
+
+STATUSES = [ExecutionStatus.SUCCESS] * 3 + [ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT]
+
+
+def spread(
+    rng: random.Random, first: int, count: int, around: datetime, hours: tuple[float, float]
+) -> list[ExecutionEvent]:
+    """Final runs of jobs a and b (a few without a duration), `hours` before/after `around`."""
+    return [
+        run(
+            f"w{i}",
+            job_id=rng.choice("ab"),
+            status=rng.choice(STATUSES),
+            started_at=around + timedelta(hours=rng.uniform(*hours)),
+            duration_ms=None if i % 37 == 0 else round(rng.lognormvariate(6, 1.5), 3),
+        )
+        for i in range(first, first + count)
+    ]
+
+
+def check_window(
+    stats: dict[str, MetricsBucket],
+    sent: Sequence[ExecutionEvent],
+    start: datetime,
+    end: datetime,
+) -> None:
+    """`window_stats` against the runs themselves: those of the hours [start, end] touches."""
+    low = bucket_start(start.timestamp(), Resolution.HOUR)
+    high = bucket_start(end.timestamp(), Resolution.HOUR) + 3_600
+    inside = [e for e in sent if low <= e.started_at.timestamp() < high]
+    scopes: dict[str, Callable[[ExecutionEvent], bool]] = {
+        TENANT_SCOPE: lambda e: True,
+        "a": lambda e: e.job_id == "a",
+        "b": lambda e: e.job_id == "b",
+    }
+    assert "idle" not in stats
+    for scope, keep in scopes.items():
+        runs = [e for e in inside if keep(e)]
+        assert runs, "the test's window should hold runs of every scope"
+        bucket = stats[scope]
+        durations = [e.duration_ms for e in runs if e.duration_ms is not None]
+        assert bucket.counts == Counter(e.status.value for e in runs), scope
+        assert bucket.duration_count == len(durations)
+        assert bucket.duration_sum == pytest.approx(sum(durations))
+        assert bucket.duration_min == pytest.approx(min(durations))
+        assert bucket.duration_max == pytest.approx(max(durations))
+        assert bucket.histogram == Counter(histogram_index(d) for d in durations)
+        ordered = sorted(durations)
+        for q in (0.5, 0.95, 0.99):
+            exact = ordered[max(1, math.ceil(q * len(ordered))) - 1]
+            estimate = bucket.percentile(q)
+            assert estimate is not None
+            assert abs(estimate - exact) <= exact / 32 + 1e-9, (scope, q)
+
+
+async def test_window_stats_match_the_stored_runs(stores: Stores) -> None:
+    t = tenant()
+    store = stores.telemetry
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=24)
+    sent = spread(rng, 0, 300, now, (-30, 0))
+    await store.ingest_executions(t, sent)
+    scopes = [TENANT_SCOPE, "a", "b", "idle"]
+    check_window(await store.window_stats(t, scopes, start, now), sent, start, now)
+    # More runs, some arriving late: inside the window (counted), before it (not counted).
+    later = spread(rng, 300, 200, now, (-30, 0))
+    late = [
+        run("late-in", job_id="a", started_at=start + timedelta(minutes=5), duration_ms=1.0),
+        run("late-out", job_id="a", started_at=start - timedelta(hours=2), duration_ms=1e6),
+    ]
+    await store.ingest_executions(t, later + late)
+    sent += later + late
+    check_window(await store.window_stats(t, scopes, start, now), sent, start, now)
+    # Any other window, e.g. a day earlier, is read from the buckets.
+    earlier = (start - timedelta(hours=6), now - timedelta(hours=6))
+    check_window(await store.window_stats(t, scopes, *earlier), sent, *earlier)
+
+
+async def test_redis_rolling_summaries_follow_the_clock(redis_prefix: str) -> None:
+    """The Redis store's 24-hour summaries, moved hour by hour, back, and rebuilt, stay equal to
+    the runs they cover, while runs (early, late, in the future) keep arriving."""
+    base = datetime(2026, 1, 10, 12, 30, tzinfo=UTC)
+    clock = [base]
+    store = RedisTelemetryStore(
+        REDIS_URL, key_prefix=redis_prefix, clock=lambda: clock[0].timestamp()
+    )
+    inspect = redis.Redis.from_url(REDIS_URL)
+    await store.open()
+    try:
+        t = tenant()
+        rng = random.Random(9)
+        sent: list[ExecutionEvent] = []
+        scopes = [TENANT_SCOPE, "a", "b", "idle"]
+
+        async def ingest(count: int, hours: tuple[float, float]) -> None:
+            batch = spread(rng, len(sent), count, clock[0], hours)
+            await store.ingest_executions(t, batch)
+            sent.extend(batch)
+
+        async def check(moment: datetime) -> None:
+            clock[0] = moment
+            start = moment - timedelta(hours=24)
+            check_window(await store.window_stats(t, scopes, start, moment), sent, start, moment)
+            summary = tenant_prefix(redis_prefix, t) + "r:a"
+            first_hour = bucket_start(start.timestamp(), Resolution.HOUR)
+            assert inspect.hget(summary, "from") == str(first_hour).encode()
+
+        await ingest(400, (-40, 10))
+        await check(base)  # built from the hour buckets
+        await ingest(300, (-30, 3))  # late runs inside the window and before it, future ones
+        await check(base)  # kept up to date by ingestion
+        await check(base + timedelta(hours=1))  # moved by an hour
+        await ingest(300, (-30, 3))
+        await check(base + timedelta(hours=5, minutes=20))  # by several
+        await ingest(100, (-2, 1))
+        await check(base - timedelta(hours=2))  # back
+        clock[0] = base + timedelta(days=3)
+        await ingest(100, (-30, 1))
+        await check(clock[0])  # no overlap: rebuilt
+        await ingest(100, (-1, 0))
+        await check(clock[0])
+    finally:
+        await store.close()
+        inspect.close()
 
 
 async def test_accounts(stores: Stores) -> None:
