@@ -2,12 +2,34 @@
 
     .venv/bin/python benchmarks/ingest.py [--redis-url redis://127.0.0.1:6379/0]
 
-For each store (embedded SQLite; Redis for telemetry) it starts `chronos server` as a
-subprocess, sends batches of 100 and of 1,000 executions over HTTP from this process, and
-prints events/s. In the same run it measures the raw ceiling: the same writes done directly,
-with a redis-py pipeline per batch and with SQLite `executemany` per batch, and prints the
-ratio. It ends with the Redis memory per stored execution (`MEMORY USAGE`). Bounded: well
-under two minutes.
+What is measured. For each store (embedded SQLite; Redis for telemetry) it starts `chronos
+server` as a subprocess (one process, one event loop) and sends batches of 100 and of 1,000
+executions to `POST /api/ingest/executions/batch` from this process: uncompressed JSON bodies
+encoded before the clock starts, 8 (batches of 100) or 4 (batches of 1,000) requests in flight
+on keep-alive connections, every event new. `events/s` is events acknowledged over wall time.
+Next to it: the CPU seconds the server process and this client used during that time (from
+`/proc` and `process_time`), so a client that could not keep up, or a server not busy, shows.
+
+The raw ceiling, measured in the same run: the same writes done directly from Python, with
+no HTTP, validation or per-event server work in between, everything prepared before the clock:
+
+- Redis, `evalsha`: the store's own Lua script called with EVALSHA, one call per batch, with the
+  arguments the store builds for that batch (captured by calling the store once without
+  sending) and the commands packed to bytes in advance: the time is Redis running the script
+  plus a loopback round trip.
+- Redis, `pipeline`: what the script writes, done with plain commands in one pipeline per
+  batch, packed in advance (the per-event SET and ZADDs, the metrics increments summed per
+  key, last run, versions, index trimming); it skips the script's duplicate check and
+  min/max comparisons, so it does a little less work. Replies are read with redis-py's parser
+  (hiredis's when it is installed).
+- SQLite: the execution rows and the metrics upserts with `executemany`, one transaction per
+  batch, in WAL mode with `synchronous=FULL` as the store runs.
+
+The ratio is events/s over the ceiling, the faster of the two Redis ways. For Redis it also
+prints `direct`: the store's `ingest_executions` awaited in this process on validated events
+(4 batches in flight, no HTTP), which is the store's own Python cost (building the arguments,
+redis-py) on top of the script. It ends with the Redis memory per stored execution
+(`MEMORY USAGE`). Bounded: about a minute.
 """
 
 from __future__ import annotations
@@ -15,21 +37,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
 from _server import Server
+from pydantic import TypeAdapter
+
+from chronos_core._models import ExecutionEvent
+from chronos_server.storage._codec import encode_received
+from chronos_server.storage._metrics import METRICS_TTL_SECONDS, Resolution, histogram_index
+from chronos_server.storage.redis import RedisTelemetryStore, tenant_prefix
 
 CONCURRENCY = {100: 8, 1_000: 4}
 EVENTS = {100: 30_000, 1_000: 60_000}
 JOBS = 20
+RETENTION_MS = 30 * 86_400_000
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+_EVENTS = TypeAdapter(list[ExecutionEvent])
 
 
 def _iso(value: datetime) -> str:
@@ -53,14 +87,32 @@ def make_event(run: str, i: int) -> dict[str, object]:
     }
 
 
-def make_bodies(run: str, batch: int, total: int) -> list[bytes]:
+def make_batches(run: str, batch: int, total: int) -> list[list[dict[str, object]]]:
     events = [make_event(run, i) for i in range(total)]
+    return [events[i : i + batch] for i in range(0, total, batch)]
+
+
+def make_bodies(run: str, batch: int, total: int) -> list[bytes]:
     return [
-        json.dumps({"executions": events[i : i + batch]}).encode() for i in range(0, total, batch)
+        json.dumps({"executions": events}).encode() for events in make_batches(run, batch, total)
     ]
 
 
-async def send_all(server: Server, bodies: list[bytes], concurrency: int) -> float:
+@dataclass
+class HttpRun:
+    rate: float
+    server_cpu: float
+    client_cpu: float
+    wall: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux `/proc`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def send_all(server: Server, bodies: list[bytes], concurrency: int) -> HttpRun:
     queue = list(reversed(bodies))
     headers = {"x-api-key": server.key, "content-type": "application/json"}
     limits = httpx.Limits(max_connections=concurrency)
@@ -72,52 +124,202 @@ async def send_all(server: Server, bodies: list[bytes], concurrency: int) -> flo
                 answer = await http.post("/api/ingest/executions/batch", content=body, timeout=60)
                 answer.raise_for_status()
 
-        await http.get("/api/health")
+        await asyncio.gather(*(http.get("/api/health") for _ in range(concurrency)))
+        server_cpu = _cpu_seconds(server.process.pid)
+        client_cpu = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started
+        wall = time.perf_counter() - started
+        return HttpRun(
+            rate=0.0,
+            server_cpu=_cpu_seconds(server.process.pid) - server_cpu,
+            client_cpu=time.process_time() - client_cpu,
+            wall=wall,
+        )
 
 
-def http_rate(server: Server, run: str, batch: int) -> float:
+def http_rate(server: Server, run: str, batch: int) -> HttpRun:
     total = EVENTS[batch]
     bodies = make_bodies(run, batch, total)
-    elapsed = asyncio.run(send_all(server, bodies, CONCURRENCY[batch]))
-    return total / elapsed
+    result = asyncio.run(send_all(server, bodies, CONCURRENCY[batch]))
+    result.rate = total / result.wall
+    return result
 
 
-def raw_redis_rate(url: str, prefix: str, batch: int) -> float:
-    """SET + ZADD + the metrics HINCRBYs of every event, one pipeline per batch.
+def _validated(
+    batches: list[list[dict[str, object]]],
+) -> list[tuple[list[ExecutionEvent], list[str]]]:
+    prepared = []
+    for items in batches:
+        events = _EVENTS.validate_python(items)
+        payloads = [encode_received(item, event) for item, event in zip(items, events, strict=True)]
+        prepared.append((events, payloads))
+    return prepared
 
-    Commands are built before the clock starts: this is what Redis and redis-py can do with
-    these writes, without any of the server's decisions.
-    """
-    client = redis.Redis.from_url(url)
+
+async def _direct_and_captured(
+    url: str, key_prefix: str, batch: int
+) -> tuple[float, list[tuple[Any, ...]]]:
+    """Events/s of the store's `ingest_executions` awaited directly (tenant `direct`), and the
+    EVALSHA commands it sends for another tenant's batches (captured, not sent)."""
     total = EVENTS[batch]
-    ttl = 30 * 86_400_000
-    batches: list[list[tuple[object, ...]]] = []
-    for i in range(0, total, batch):
-        commands: list[tuple[object, ...]] = []
-        for n in range(i, min(i + batch, total)):
-            event = make_event("raw", n)
-            payload = "F" + json.dumps(event, separators=(",", ":"))
-            score = int(datetime.fromisoformat(str(event["startedAt"])).timestamp() * 1000)
-            job, status = event["jobId"], event["status"]
-            commands.append(("SET", f"{prefix}x:{event['execId']}", payload, "PX", ttl))
-            commands.append(("ZADD", f"{prefix}j:{job}", score, event["execId"]))
-            for res, width in (("m", 60), ("h", 3600), ("d", 86400)):
-                bucket = score // 1000 // width * width
-                for key in (f"{prefix}mj:{res}:{bucket}:{job}", f"{prefix}mt:{res}:{bucket}"):
-                    commands.append(("HINCRBY", key, f"c:{status}", 1))
-        batches.append(commands)
-    started = time.perf_counter()
-    for commands in batches:
-        pipe = client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        pipe.execute()
-    elapsed = time.perf_counter() - started
-    client.close()
-    return total / elapsed
+    store = RedisTelemetryStore(url, key_prefix=key_prefix, retention_seconds=RETENTION_MS / 1000)
+    await store.open()
+    try:
+        direct = _validated(make_batches("direct", batch, total))
+        queue = list(reversed(direct))
+
+        async def worker() -> None:
+            while queue:
+                events, payloads = queue.pop()
+                await store.ingest_executions("direct", events, payloads)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY[batch])))
+        direct_rate = total / (time.perf_counter() - started)
+
+        captured: list[tuple[Any, ...]] = []
+        sizes: list[int] = []
+
+        async def record(*command: Any) -> list[int]:
+            captured.append(("EVALSHA", *command))
+            return [1] * sizes[-1]
+
+        client: Any = store.client
+        client.evalsha = record  # the store's script object calls client.evalsha
+        for events, payloads in _validated(make_batches("evalsha", batch, total)):
+            sizes.append(len(events))
+            await store.ingest_executions("evalsha", events, payloads)
+        return direct_rate, captured
+    finally:
+        await store.close()
+
+
+def _send_packed(
+    client: redis.Redis, packed: Sequence[Sequence[bytes]], replies: Sequence[int]
+) -> float:
+    """Seconds to send each prepared batch and read its replies, one batch after the other."""
+    connection = client.connection_pool.get_connection()
+    try:
+        started = time.perf_counter()
+        for commands, count in zip(packed, replies, strict=True):
+            connection.send_packed_command(commands)
+            for _ in range(count):
+                connection.read_response()
+        return time.perf_counter() - started
+    finally:
+        client.connection_pool.release(connection)
+
+
+def _pipeline_commands(prefix: str, events: list[dict[str, object]]) -> list[tuple[Any, ...]]:
+    """What `_ingest.lua` writes for a batch of new final events, as plain commands."""
+    commands: list[tuple[Any, ...]] = []
+    counts: dict[str, dict[str, float]] = {}
+    extremes: dict[str, tuple[float, float]] = {}
+    expiry: dict[str, int] = {}
+    last: dict[str, tuple[int, str, str]] = {}  # job -> started, execId, status
+    versions: dict[tuple[str, str], tuple[int, int]] = {}
+    statuses: set[str] = set()
+    ttls = {"m": 60, "h": 3_600, "d": 86_400}
+    metric_ttls = {
+        "m": METRICS_TTL_SECONDS[Resolution.MINUTE],
+        "h": METRICS_TTL_SECONDS[Resolution.HOUR],
+        "d": METRICS_TTL_SECONDS[Resolution.DAY],
+    }
+    for event in events:
+        exec_id, job, status = str(event["execId"]), str(event["jobId"]), str(event["status"])
+        started = int(datetime.fromisoformat(str(event["startedAt"])).timestamp() * 1000)
+        duration = float(event["durationMs"])  # type: ignore[arg-type]
+        payload = "F" + json.dumps(event, separators=(",", ":"))
+        commands.append(("SET", f"{prefix}x:{exec_id}", payload, "PX", RETENTION_MS))
+        commands.append(("ZADD", f"{prefix}j:{job}", started, exec_id))
+        commands.append(("ZADD", f"{prefix}all", started, exec_id))
+        commands.append(("ZADD", f"{prefix}s:{status}", started, exec_id))
+        statuses.add(status)
+        if job not in last or (started, exec_id) > last[job][:2]:
+            last[job] = (started, exec_id, status)
+        version = str(event["jobVersion"])
+        keys = [f"{prefix}mv:{job}:{version}"]
+        expiry[keys[0]] = RETENTION_MS // 1000
+        seconds = started // 1000
+        for res, width in ttls.items():
+            bucket = seconds - seconds % width
+            for key in (f"{prefix}mj:{res}:{bucket}:{job}", f"{prefix}mt:{res}:{bucket}"):
+                keys.append(key)
+                expiry[key] = metric_ttls[res]
+        for key in keys:
+            fields = counts.setdefault(key, {})
+            for name, value in (
+                (f"c:{status}", 1.0),
+                ("dn", 1.0),
+                ("ds", duration),
+                (f"h:{histogram_index(duration)}", 1.0),
+            ):
+                fields[name] = fields.get(name, 0.0) + value
+            low, high = extremes.get(key, (duration, duration))
+            extremes[key] = (min(low, duration), max(high, duration))
+        first, latest = versions.get((job, version), (started, started))
+        versions[(job, version)] = (min(first, started), max(latest, started))
+    for key, fields in counts.items():
+        for name, value in fields.items():
+            if name == "ds":
+                commands.append(("HINCRBYFLOAT", key, name, repr(value)))
+            else:
+                commands.append(("HINCRBY", key, name, int(value)))
+        low, high = extremes[key]
+        commands.append(("HSET", key, "dmin", repr(low), "dmax", repr(high)))
+        commands.append(("EXPIRE", key, expiry[key]))
+    for (job, version), (first, latest) in versions.items():
+        commands.append(("HSET", f"{prefix}mv:{job}:{version}", "first", first, "last", latest))
+        commands.append(("SADD", f"{prefix}vs:{job}", version))
+        commands.append(("PEXPIRE", f"{prefix}vs:{job}", RETENTION_MS))
+    for job, (started, exec_id, status) in last.items():
+        commands.append(("HSET", f"{prefix}last", job, f"{started}|{status}|{exec_id}"))
+    horizon = f"({int(time.time() * 1000) - RETENTION_MS}"
+    indexes = [f"{prefix}j:{job}" for job in last] + [f"{prefix}all"]
+    indexes += [f"{prefix}s:{status}" for status in statuses]
+    for index in indexes:
+        commands.append(("ZREMRANGEBYSCORE", index, "-inf", horizon))
+        commands.append(("PEXPIRE", index, RETENTION_MS))
+    return commands
+
+
+@dataclass
+class RedisCeiling:
+    direct: float
+    evalsha: float
+    pipeline: float
+
+    @property
+    def best(self) -> float:
+        return max(self.evalsha, self.pipeline)
+
+
+def raw_redis_rates(url: str, key_prefix: str, batch: int) -> RedisCeiling:
+    """The store called directly, and the two raw ceilings (see the module docstring)."""
+    total = EVENTS[batch]
+    direct, captured = asyncio.run(_direct_and_captured(url, key_prefix, batch))
+    client = redis.Redis.from_url(url)
+    try:
+        connection = client.connection_pool.get_connection()
+        packed = [connection.pack_command(*command) for command in captured]
+        client.connection_pool.release(connection)
+        evalsha = total / _send_packed(client, packed, [1] * len(packed))
+        stored = client.zcard(tenant_prefix(key_prefix, "evalsha") + "all")
+        if stored != total:
+            raise RuntimeError(f"the EVALSHA ceiling stored {stored} of {total} executions")
+
+        prefix = tenant_prefix(key_prefix, "pipeline")
+        batches = [
+            _pipeline_commands(prefix, items) for items in make_batches("pipe", batch, total)
+        ]
+        connection = client.connection_pool.get_connection()
+        packed = [connection.pack_commands(commands) for commands in batches]
+        client.connection_pool.release(connection)
+        pipeline = total / _send_packed(client, packed, [len(c) for c in batches])
+    finally:
+        client.close()
+    return RedisCeiling(direct=direct, evalsha=evalsha, pipeline=pipeline)
 
 
 def raw_sqlite_rate(directory: Path, batch: int) -> float:
@@ -194,8 +396,8 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     prefix = f"chronos-bench-{uuid.uuid4().hex[:6]}:"
-    raw_prefix = f"{prefix}raw:"
-    results: list[tuple[str, int, float, float]] = []
+    runs: list[tuple[str, int, HttpRun, float]] = []
+    ceilings: dict[int, RedisCeiling] = {}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         base_env = {"CHRONOS_RATE_LIMIT_PER_MINUTE": "0"}
@@ -204,8 +406,8 @@ def main() -> None:
             server = Server(directory / "sqlite", base_env)
             try:
                 for batch in (100, 1_000):
-                    rate = http_rate(server, f"s{batch}", batch)
-                    results.append(("sqlite", batch, rate, raw_sqlite_rate(directory, batch)))
+                    run = http_rate(server, f"s{batch}", batch)
+                    runs.append(("sqlite", batch, run, raw_sqlite_rate(directory, batch)))
             finally:
                 server.stop()
 
@@ -218,18 +420,28 @@ def main() -> None:
             server = Server(directory / "redis", env)
             try:
                 for batch in (100, 1_000):
-                    rate = http_rate(server, f"r{batch}", batch)
-                    raw = raw_redis_rate(args.redis_url, f"{raw_prefix}{{t:raw{batch}}}:", batch)
-                    results.append(("redis", batch, rate, raw))
+                    run = http_rate(server, f"r{batch}", batch)
+                    ceilings[batch] = raw_redis_rates(args.redis_url, f"{prefix}raw{batch}:", batch)
+                    runs.append(("redis", batch, run, ceilings[batch].best))
                 per_key, per_index = redis_memory(args.redis_url, prefix)
             finally:
                 server.stop()
         finally:
             cleanup(args.redis_url, prefix)
 
-    print(f"{'store':<8}{'batch':>7}{'events/s':>12}{'raw events/s':>15}{'ratio':>8}")
-    for store, batch, rate, raw in results:
-        print(f"{store:<8}{batch:>7}{rate:>12,.0f}{raw:>15,.0f}{rate / raw:>8.0%}")
+    print(
+        f"{'store':<8}{'batch':>6}{'events/s':>10}{'ceiling':>10}{'ratio':>7}"
+        f"{'server CPU':>12}{'client CPU':>12}"
+    )
+    for store, batch, run, best in runs:
+        print(
+            f"{store:<8}{batch:>6}{run.rate:>10,.0f}{best:>10,.0f}{run.rate / best:>7.0%}"
+            f"{run.server_cpu / run.wall:>12.0%}{run.client_cpu / run.wall:>12.0%}"
+        )
+    print("Redis, events/s without HTTP:")
+    print(f"{'batch':>6}{'direct':>10}{'evalsha':>10}{'pipeline':>10}")
+    for batch, raw in ceilings.items():
+        print(f"{batch:>6}{raw.direct:>10,.0f}{raw.evalsha:>10,.0f}{raw.pipeline:>10,.0f}")
     print(
         f"Redis memory per execution (no logs): {per_key:.0f} B for its key + "
         f"{per_index:.0f} B in the indexes = {per_key + per_index:.0f} B"

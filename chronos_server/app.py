@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +107,29 @@ def _provide_max_body_bytes(state: State) -> int:
     return _context(state).settings.max_body_bytes
 
 
+GC_THRESHOLD = (10_000, 10, 10)
+"""Collector thresholds while the app runs. Validating a batch of 1,000 executions allocates
+tens of thousands of objects, which at Python's default (700 allocations between young
+collections) costs a dozen collections per batch, ~15 % of its CPU time; the objects of a
+batch are freed by reference counting when the request ends, so a larger first threshold
+leaves cyclic garbage a little longer and collects rarely."""
+
+
+@contextlib.contextmanager
+def _tuned_gc() -> Iterator[None]:
+    """Freeze what start-up allocated (full collections then skip it) and raise the young
+    collection threshold; both are restored when the app stops."""
+    previous = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
 async def _purge_forever(context: ServerContext) -> None:
     while True:
         try:
@@ -142,6 +166,7 @@ def create_app(
         await context.stores.open()
         purge = asyncio.create_task(_purge_forever(context), name="chronos-retention")
         scheduler: TriggerScheduler | None = None
+        tuned_gc = contextlib.ExitStack()
         try:
             scheduler = build_scheduler(
                 settings, context.stores, realtime, context.ingest, scheduler_clock
@@ -149,8 +174,10 @@ def create_app(
             app.state.scheduler = scheduler
             if scheduler is not None:
                 await scheduler.start()
+            tuned_gc.enter_context(_tuned_gc())
             yield
         finally:
+            tuned_gc.close()
             if scheduler is not None:
                 await scheduler.stop()
             purge.cancel()

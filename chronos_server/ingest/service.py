@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -70,6 +69,11 @@ class _BatchValidator:
         return valid, errors
 
 
+# Summaries are validated from the received items of stored events, all in one call: those
+# items passed `ExecutionEvent`, whose fields and validators cover the summary's.
+_SUMMARIES: TypeAdapter[list[ExecutionIngested]] = TypeAdapter(list[ExecutionIngested])
+
+
 class IngestService:
     """Turns request payloads into store writes; knows nothing about HTTP."""
 
@@ -126,7 +130,12 @@ class IngestService:
             for (index, _), event in zip(valid, events, strict=True)
         ]
         outcome = await self.store.ingest_executions(principal.tenant, events, encoded)
-        await self._publish(principal.tenant, outcome.stored)
+        if len(outcome.stored) == len(events):
+            stored = [items[index] for index, _ in valid]
+        else:
+            position = {id(event): index for (index, _), event in zip(valid, events, strict=True)}
+            stored = [items[position[id(event)]] for event in outcome.stored]
+        await self._publish(principal.tenant, stored)
         return IngestResult(
             success=not errors,
             ingested=len(outcome.stored),
@@ -144,11 +153,12 @@ class IngestService:
             update["stderr"] = truncate_log(event.stderr, limit)
         return event.model_copy(update=update) if update else event
 
-    async def _publish(self, tenant: str, events: Sequence[ExecutionEvent]) -> None:
-        if not events:
+    async def _publish(self, tenant: str, items: list[Any]) -> None:
+        """Publish the summaries of stored executions, given their received items."""
+        if not items:
             return
         try:
-            await self.broker.publish(tenant, [ExecutionIngested.from_event(e) for e in events])
+            await self.broker.publish(tenant, _SUMMARIES.validate_python(items))
         except Exception:
             # Stored is what counts; realtime delivery is best effort.
-            logger.exception("could not publish %d ingested executions", len(events))
+            logger.exception("could not publish %d ingested executions", len(items))

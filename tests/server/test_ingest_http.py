@@ -7,6 +7,8 @@ import gzip
 import json
 from datetime import timedelta
 
+from chronos_core._models import ExecutionEvent, ExecutionIngested
+
 from .helpers import STARTED, LiveServer, around_base, event, iso
 
 BATCH = "/api/ingest/executions/batch"
@@ -217,3 +219,30 @@ async def test_logs_are_stored_truncated(server: LiveServer) -> None:
     assert len(stored["stdout"].encode()) <= limit
     assert stored["stdout"].endswith("the end")
     assert "truncated" in stored["stdout"]
+
+
+async def test_published_summaries_are_those_of_the_stored_items(server: LiveServer) -> None:
+    key = await server.new_tenant()
+    broker = server.context.stores.broker
+    epoch_ms = int(STARTED.timestamp() * 1000) + 5
+    first = [
+        event("pub-1"),
+        event("pub-bad", status="exploded"),
+        {**event("pub-2", status="failed", exitCode=3), "startedAt": epoch_ms, "durationMs": 7.5},
+        {"exec_id": "pub-3", "job_id": "job-2", "status": "running", "started_at": iso(STARTED)},
+    ]
+    second = [event("pub-1"), event("pub-4", finishedAt=None, durationMs=None)]
+    async with broker.subscribe(await server.user_of(key)) as published:
+        await asyncio.sleep(0.05)  # let the Redis subscription settle
+        async with server.client(key) as http:
+            answers = [await http.post(BATCH, json={"executions": b}) for b in (first, second)]
+        got = [await asyncio.wait_for(anext(published), 5) for _ in range(4)]
+    assert [a.json()["ingested"] for a in answers] == [3, 1]
+    expected = [
+        ExecutionIngested.from_event(ExecutionEvent.model_validate(item))
+        for item in (first[0], first[2], first[3], second[1])
+    ]
+    assert got == expected
+    assert got[1].exit_code == 3
+    assert got[1].duration_ms == 7.5
+    assert got[1].started_at.timestamp() * 1000 == epoch_ms
