@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
+import json
 import logging
 import os
 import threading
@@ -42,6 +43,7 @@ from chronos_core._config import ChronosSettings
 from chronos_core._exceptions import RejectedError, TransportError
 from chronos_core._models import ExecutionEvent, JobDefinition
 from chronos_core._retry import RetryPolicy
+from chronos_core._sink import DeferredEvent
 from chronos_core._spool import Spool, SpoolEntry
 
 __all__ = ["BatchExporter", "ExporterStats"]
@@ -128,8 +130,8 @@ class BatchExporter:
     def _init_state(self) -> None:
         """Everything that must be fresh in a new process (at construction and after fork)."""
         self._pid = os.getpid()
-        self._queue: deque[ExecutionEvent] = deque()
-        self._held: list[ExecutionEvent] | None = None
+        self._queue: deque[ExecutionEvent | DeferredEvent] = deque()
+        self._held: list[ExecutionEvent | DeferredEvent] | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition(threading.Lock())
         self._wakeup = threading.Event()
@@ -161,6 +163,18 @@ class BatchExporter:
 
     def record(self, event: ExecutionEvent) -> bool:
         """Queue one event for delivery. Returns False if it was dropped (and counts why)."""
+        return self._enqueue(event)
+
+    def record_deferred(self, run: DeferredEvent) -> bool:
+        """Queue a finished run whose event this exporter's thread builds (`run.event()`).
+
+        For integrations with many short runs: the job's thread only hands over a small
+        record, and making the event, like encoding it, happens off that thread. Same rules as
+        `record()`: never blocks, never raises, False (counted) when dropped.
+        """
+        return self._enqueue(run)
+
+    def _enqueue(self, item: ExecutionEvent | DeferredEvent) -> bool:
         try:
             if self._pid != os.getpid():
                 self._after_fork_in_child()
@@ -171,7 +185,7 @@ class BatchExporter:
             if len(queue) >= self._max_queue:
                 self._drop("queue_full", 1)
                 return False
-            queue.append(event)
+            queue.append(item)
             if self._thread is None:
                 self._start_thread()
             if len(queue) >= self._batch_size and not self._wakeup.is_set():
@@ -304,8 +318,8 @@ class BatchExporter:
         """The child gets its own queue and thread; the parent's pending events stay there."""
         self._init_state()
 
-    def _take(self, limit: int) -> list[ExecutionEvent]:
-        batch: list[ExecutionEvent] = []
+    def _take(self, limit: int) -> list[ExecutionEvent | DeferredEvent]:
+        batch: list[ExecutionEvent | DeferredEvent] = []
         queue = self._queue
         while queue and len(batch) < limit:
             try:
@@ -365,8 +379,10 @@ class BatchExporter:
         while self._held or self._queue:
             batch = self._held or self._take(self._batch_size)
             self._held = None
-            body = _encode(batch)
-            outcome = self._send(body, len(batch))
+            body, count = self._encode(batch)
+            if not count:
+                continue
+            outcome = self._send(body, count)
             if outcome is _Outcome.RETRY_LATER:
                 self._held = batch
                 return
@@ -383,18 +399,49 @@ class BatchExporter:
         self.spool.remove(entry)
         return True
 
-    def _spool_events(self, events: list[ExecutionEvent]) -> bool:
+    def _spool_events(self, events: list[ExecutionEvent | DeferredEvent]) -> bool:
         if self.spool is None:
             return False
+        body, count = self._encode(events)
+        if not count:
+            return True
         try:
-            written = self.spool.write(_encode(events), len(events))
+            written = self.spool.write(body, count)
         except OSError:
             logger.warning("chronos: could not write to spool %s", self.spool.directory)
             return False
         if written is None:
             return False
-        self._spooled += len(events)
+        self._spooled += count
         return True
+
+    def _encode(self, batch: list[ExecutionEvent | DeferredEvent]) -> tuple[bytes, int]:
+        """The request body of `batch` and how many events it holds.
+
+        Deferred runs are turned into events here, on this thread; one that fails to is
+        dropped and counted as `internal_error` rather than holding up the rest.
+        """
+        events: list[ExecutionEvent] = []
+        wires: list[dict[str, Any]] = []
+        failed = 0
+        for item in batch:
+            if isinstance(item, ExecutionEvent):
+                events.append(item)
+                continue
+            try:
+                wire = getattr(item, "wire", None)
+                if wire is not None:
+                    wires.append(wire())
+                else:
+                    events.append(item.event())
+            except Exception:
+                failed += 1
+                logger.debug("chronos: could not build a deferred event", exc_info=True)
+        if failed:
+            self._drop("internal_error", failed)
+        if not wires:
+            return _encode(events), len(events)
+        return _encode_mixed(events, wires), len(events) + len(wires)
 
     def _count_retry(self, error: TransportError, wait: float) -> None:
         self._retried += 1
@@ -491,6 +538,17 @@ def _encode(events: list[ExecutionEvent]) -> bytes:
     return (
         b'{"executions":' + _EVENT_LIST.dump_json(events, by_alias=True, exclude_none=True) + b"}"
     )
+
+
+_dump_wires = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _encode_mixed(events: list[ExecutionEvent], wires: list[dict[str, Any]]) -> bytes:
+    """A batch body of events and of deferred runs already in their wire form."""
+    parts = [_dump_wires(wires)[1:-1].encode()]
+    if events:
+        parts.append(_EVENT_LIST.dump_json(events, by_alias=True, exclude_none=True)[1:-1])
+    return b'{"executions":[' + b",".join(parts) + b"]}"
 
 
 def _flush_at_exit(ref: Callable[[], BatchExporter | None]) -> None:

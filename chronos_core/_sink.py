@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from chronos_core._models import ExecutionEvent
 
-__all__ = ["EventSink"]
+__all__ = ["DeferredEvent", "EventSink"]
 
 
 @runtime_checkable
@@ -15,4 +15,20 @@ class EventSink(Protocol):
 
     def record(self, event: ExecutionEvent) -> bool:
         """Queue `event` for delivery; False if it was dropped. Never blocks, never raises."""
+        ...
+
+
+class DeferredEvent(Protocol):
+    """A finished run whose `ExecutionEvent` is built later, off the job's thread.
+
+    Integrations whose runs are short and many (Celery tasks) note a run's few facts on the
+    job's thread and leave making the event to the exporter's thread, which calls `event()`
+    once, when it encodes the batch. The object must not change after it is handed over.
+
+    It may also have a `wire()` method returning `event().to_wire()`, the event's JSON form,
+    made more cheaply: `BatchExporter` then uses that instead of `event()`.
+    """
+
+    def event(self) -> ExecutionEvent:
+        """The run's event (may raise: the exporter drops it and counts `internal_error`)."""
         ...

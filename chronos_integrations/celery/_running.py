@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture
-from chronos_integrations.celery._runs import hostname
+from chronos_integrations.celery._runs import LeanRun, hostname
 
 __all__ = ["DEFAULT_RUNNING_AFTER", "RunningReporter"]
 
@@ -27,7 +27,7 @@ logger = logging.getLogger("chronos_integrations.celery")
 DEFAULT_RUNNING_AFTER = 1.0
 
 
-def running_event(run: RunCapture) -> ExecutionEvent:
+def running_event(run: RunCapture | LeanRun) -> ExecutionEvent:
     """The `running` event of a started run, from its public attributes."""
     return ExecutionEvent(
         exec_id=run.exec_id,
@@ -54,12 +54,12 @@ class RunningReporter:
         self._sink = sink
         self.delay = delay
         # key -> (run, monotonic start); tasks add and remove, the thread pops what is due.
-        self.pending: dict[Any, tuple[RunCapture, float]] = {}
+        self.pending: dict[Any, tuple[RunCapture | LeanRun, float]] = {}
         self._pid = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def add(self, key: Any, run: RunCapture) -> None:
+    def add(self, key: Any, run: RunCapture | LeanRun) -> None:
         """Note a started run (on the task's thread: a dict store, and a pid check)."""
         self.pending[key] = (run, time.monotonic())
         if self._pid != os.getpid():

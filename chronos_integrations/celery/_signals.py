@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from celery import signals, states
@@ -30,7 +31,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from chronos_core import ExecutionStatus, RunCapture
 from chronos_integrations.celery._receivers import SignalReceivers
 from chronos_integrations.celery._running import RunningReporter
-from chronos_integrations.celery._runs import RunFactory, attempt_of
+from chronos_integrations.celery._runs import LeanRun, RunFactory, attempt_of
 
 __all__ = ["TaskHooks"]
 
@@ -43,6 +44,7 @@ FINISHED_MEMORY = 4_096
 
 _TIMEOUTS = (SoftTimeLimitExceeded, TimeLimitExceeded)
 _Key = tuple[str, int]
+_Run = RunCapture | LeanRun
 
 
 def _failure_status(error: BaseException | None) -> ExecutionStatus:
@@ -58,19 +60,23 @@ class TaskHooks(SignalReceivers):
         self.app = app
         self.runs = runs
         self.running = running
-        self._active: dict[_Key, RunCapture] = {}
+        self._active: dict[_Key, _Run] = {}
         self._finished: OrderedDict[_Key, None] = OrderedDict()
         self._received: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
-        self._receivers = (
+        receivers: list[tuple[Any, Callable[..., None]]] = [
             (signals.task_received, self._on_received),
             (signals.task_prerun, self._on_prerun),
-            (signals.task_success, self._on_success),
             (signals.task_failure, self._on_failure),
             (signals.task_retry, self._on_retry),
             (signals.task_internal_error, self._on_internal_error),
             (signals.task_revoked, self._on_revoked),
             (signals.task_postrun, self._on_postrun),
-        )
+        ]
+        if not runs.lean:
+            # Console capture ends at task_success, before Celery logs the task's success;
+            # a lean run (nothing captured) ends at task_postrun: one signal fewer per task.
+            receivers.append((signals.task_success, self._on_success))
+        self._receivers = tuple(receivers)
 
     def disconnect(self) -> None:
         """Disconnect every receiver; runs in flight are forgotten, not reported."""
@@ -97,7 +103,7 @@ class TaskHooks(SignalReceivers):
     def _ours(self, task: Any) -> bool:
         return task is not None and getattr(task, "app", None) is self.app
 
-    def _take(self, key: _Key) -> RunCapture | None:
+    def _take(self, key: _Key) -> _Run | None:
         """The run in flight under `key`, no longer in flight."""
         run = self._active.pop(key, None)
         if run is not None and self.running is not None:
@@ -292,7 +298,7 @@ class TaskHooks(SignalReceivers):
             run = self._take(key)
             if run is None:
                 return
-            if state != states.IGNORED:
+            if state != states.SUCCESS and state != states.IGNORED:
                 # REJECTED: the message goes back to the queue (or the main process reports
                 # the failure), and the same attempt may run again under the same execId.
                 # No state: a BaseException is unwinding the task (the pool child is being
@@ -301,6 +307,7 @@ class TaskHooks(SignalReceivers):
                 run.sink = None
                 run.finish()
                 return
+            # SUCCESS: a lean run ends here (a captured one already ended at task_success).
             # `Ignore` (raised by `Task.replace()`, among others) ends a run without error.
             self._remember(key)
             run.finish(ExecutionStatus.SUCCESS)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chronos_core import BatchExporter, JobDefinition, RetryPolicy
+from chronos_core import BatchExporter, ExecutionEvent, JobDefinition, RetryPolicy
 from tests.support.events import make_event
 from tests.support.recording_server import BlackHole, RecordingServer, Scripted
 
@@ -396,3 +396,53 @@ def test_refused_job_registration_is_counted_not_retried(
     assert len(recording_server.requests) == 1
     assert exporter.stats().jobs_rejected == 2
     exporter.shutdown(1)
+
+
+class _Deferred:
+    """A finished run whose event is made when the exporter asks for it."""
+
+    def __init__(self, n: int, *, broken: bool = False) -> None:
+        self.n = n
+        self.broken = broken
+        self.built_on: str | None = None
+
+    def event(self) -> ExecutionEvent:
+        import threading
+
+        self.built_on = threading.current_thread().name
+        if self.broken:
+            raise RuntimeError("a bug in an integration")
+        return make_event(self.n)
+
+
+class _DeferredWire(_Deferred):
+    """A deferred run that also offers its wire form, which the exporter prefers."""
+
+    def wire(self) -> dict[str, object]:
+        return self.event().to_wire()
+
+
+def test_deferred_runs_are_built_on_the_exporters_thread_and_a_broken_one_is_counted(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(recording_server.url, max_batch_size=10)
+    runs = [(_DeferredWire if n % 2 else _Deferred)(n, broken=n == 3) for n in range(5)]
+    for run in runs:
+        assert exporter.record_deferred(run)
+    exporter.record(make_event(9))
+    assert exporter.flush(5)
+    assert sorted(recording_server.acknowledged_exec_ids()) == [
+        f"job-1:{n}" for n in (0, 1, 2, 4, 9)
+    ]
+    assert {run.built_on for run in runs} == {"chronos-exporter"}
+    stats = exporter.stats()
+    assert (stats.sent, stats.queued, stats.dropped) == (5, 0, {"internal_error": 1})
+    exporter.shutdown(1)
+
+
+def test_deferred_runs_obey_the_queue_bound(black_hole: BlackHole) -> None:
+    exporter = exporter_for(black_hole.url, max_queue_size=2, max_batch_size=100)
+    accepted = [exporter.record_deferred(_Deferred(n)) for n in range(5)]
+    assert accepted.count(False) >= 3
+    assert exporter.stats().dropped["queue_full"] >= 3
+    exporter.shutdown(0.2)

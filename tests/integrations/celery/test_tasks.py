@@ -9,7 +9,7 @@ import pytest
 from celery import Celery
 from celery.exceptions import Retry
 
-from chronos_core import BatchExporter, ExecutionStatus, RunCapture
+from chronos_core import BatchExporter, ExecutionEvent, ExecutionStatus, RunCapture
 from chronos_integrations.celery import CeleryIntegration, instrument, uninstrument
 from tests.integrations.celery.conftest import WorkerFactory
 from tests.support.live_server import ThreadedServer
@@ -168,6 +168,7 @@ def test_a_failing_hook_leaves_task_results_unchanged(
     monkeypatch.setattr(RunCapture, "start", broken)
     monkeypatch.setattr(RunCapture, "finish", broken)
     monkeypatch.setattr(BatchExporter, "record", broken)
+    monkeypatch.setattr(BatchExporter, "record_deferred", broken)
     with worker(pool="solo"):
         assert celery_app.tasks["t.add"].delay(20, 22).get(timeout=10) == 42
         with pytest.raises(ValueError, match="still mine"):
@@ -207,3 +208,59 @@ def test_instrument_is_idempotent_and_uninstrument_stops_recording(
 def test_retry_exception_is_not_reported_as_a_failure() -> None:
     # Celery's Retry is an exception; the hooks must map it to `retrying`, never `failed`.
     assert issubclass(Retry, Exception)
+
+
+def test_without_console_capture_runs_are_lean_and_report_every_outcome(
+    celery_app: Celery, exporter: BatchExporter, worker: WorkerFactory, live_server: ThreadedServer
+) -> None:
+    integration = instrument(celery_app, exporter=exporter)
+    assert integration.runs.lean
+    with worker(pool="solo"):
+        added = celery_app.tasks["t.add"].delay(2, 3)
+        failed = celery_app.tasks["t.fail"].delay("disk full")
+        flaky = celery_app.tasks["t.flaky"].delay(1)
+        assert added.get(timeout=10) == 5
+        with pytest.raises(ValueError, match="disk full"):
+            failed.get(timeout=10)
+        assert flaky.get(timeout=10) == 1
+    success = _only(live_server, "t.add", added.id)
+    assert success.status is ExecutionStatus.SUCCESS
+    assert success.duration_ms is not None
+    assert success.finished_at is not None
+    assert success.finished_at >= success.started_at
+    assert (success.queue, success.pid) == (celery_app.conf.task_default_queue, os.getpid())
+    failure = _only(live_server, "t.fail", failed.id)
+    assert failure.status is ExecutionStatus.FAILED
+    assert failure.error_message == "disk full"
+    assert failure.error_stack is not None
+    assert "raise ValueError(message)" in failure.error_stack
+    assert failure.code_snippet is not None
+    assert failure.duration_ms is not None
+    assert failure.finished_at is not None
+    assert failure.finished_at >= failure.started_at
+    attempts = sorted(live_server.wait_for_executions("t.flaky", 2), key=lambda e: e.attempt)
+    assert [(e.exec_id, e.status) for e in attempts] == [
+        (flaky.id, ExecutionStatus.RETRYING),
+        (f"{flaky.id}:2", ExecutionStatus.SUCCESS),
+    ]
+    assert attempts[0].error_type == "ConnectionError"
+
+
+def test_a_plain_sink_gets_finished_events(celery_app: Celery, worker: WorkerFactory) -> None:
+    class Collecting:
+        def __init__(self) -> None:
+            self.events: list[ExecutionEvent] = []
+
+        def record(self, event: ExecutionEvent) -> bool:
+            self.events.append(event)
+            return True
+
+    sink = Collecting()
+    instrument(celery_app, exporter=sink)
+    with worker(pool="solo"):
+        result = celery_app.tasks["t.add"].delay(1, 1)
+        assert result.get(timeout=10) == 2
+    [event] = [e for e in sink.events if e.exec_id == result.id]
+    assert isinstance(event, ExecutionEvent)
+    assert event.status is ExecutionStatus.SUCCESS
+    assert event.job_id == "t.add"
