@@ -11,8 +11,8 @@
 -- Returns one code per event: 0 duplicate, 1 new, 2 completed a stored `running` one.
 --
 -- Rolling summaries (`r:<jobId>`, `rt` for the tenant; see `_window.lua`) hold the sum of the
--- hour buckets from their `from` hour over ARGV[7] hours, and their extremes per hour
--- (`rx:<jobId>`, `rtx`). A final run is added to one when its hour is inside that span; one
+-- hour buckets from their `from` hour over ARGV[7] hours, their histogram (`rh:<jobId>`,
+-- `rth`) and their extremes per hour (`rx:<jobId>`, `rtx`). A final run is added to one when its hour is inside that span; one
 -- that does not exist yet is left to the reader to build.
 local prefix = ARGV[1]
 local ttl = tonumber(ARGV[2])
@@ -27,7 +27,7 @@ local status_prefix = prefix .. 's:'
 
 local counts, lows, highs, expiry = {}, {}, {}, {}
 local jobs, statuses, latest, versions = {}, {}, {}, {}
-local rolling_from = {}
+local rolling_from, dense_counts = {}, {}
 
 local function add(key, field, value)
   local fields = counts[key]
@@ -50,33 +50,42 @@ local function extreme(into, key, field, value, smaller)
   end
 end
 
--- Count one final run in a bucket (or summary) `key`: its histogram field is `hist`.
+-- Count one final run in a bucket (or summary) `key`: its histogram field is `hist` (nil for
+-- a summary, whose histogram is a separate string: see `roll`).
 local function account(key, status, duration, hist)
   add(key, 'c:' .. status, 1)
   if duration ~= nil then
     add(key, 'dn', 1)
     add(key, 'ds', duration)
-    add(key, hist, 1)
+    if hist ~= nil then add(key, hist, 1) end
     extreme(lows, key, 'dmin', duration, true)
     extreme(highs, key, 'dmax', duration, false)
   end
 end
 
--- Add a final run of hour `hour` to the rolling summary `key` (extremes per hour in
--- `hours`) if its span holds that hour. A summary names its histogram fields by bare index.
-local function roll(key, hours, hour, status, duration, hist)
+-- Add a final run of hour `hour` to the rolling summary `key` if its span holds that hour:
+-- counts and sums in the hash `key`, the extremes of each hour in the hash `hours`, and the
+-- histogram in the string `dense`, one unsigned 32-bit counter per index (BITFIELD).
+local function roll(key, hours, dense, hour, status, duration, hist)
   local from = rolling_from[key]
   if from == nil then
     from = tonumber(redis.call('HGET', key, 'from')) or false
     rolling_from[key] = from
   end
   if from and hour >= from and hour < from + span then
-    account(key, status, duration, hist)
+    account(key, status, duration, nil)
     expiry[key] = rolling_ttl
     if duration ~= nil then
       extreme(lows, hours, 'n:' .. hour, duration, true)
       extreme(highs, hours, 'x:' .. hour, duration, false)
       expiry[hours] = rolling_ttl
+      local counters = dense_counts[dense]
+      if counters == nil then
+        counters = {}
+        dense_counts[dense] = counters
+      end
+      counters[hist] = (counters[hist] or 0) + 1
+      expiry[dense] = rolling_ttl
     end
   end
 end
@@ -127,8 +136,9 @@ for i = FIRST, #ARGV, STRIDE do
         expiry[tenant_key] = r[3]
       end
       local hour = seconds - seconds % 3600
-      roll(prefix .. 'r:' .. job_id, prefix .. 'rx:' .. job_id, hour, status, duration, hist)
-      roll(prefix .. 'rt', prefix .. 'rtx', hour, status, duration, hist)
+      roll(prefix .. 'r:' .. job_id, prefix .. 'rx:' .. job_id, prefix .. 'rh:' .. job_id,
+           hour, status, duration, hist)
+      roll(prefix .. 'rt', prefix .. 'rtx', prefix .. 'rth', hour, status, duration, hist)
       local version = ARGV[i + 6]
       if version ~= '' then
         local version_key = prefix .. 'mv:' .. job_id .. ':' .. version
@@ -180,6 +190,18 @@ for key, low in pairs(lows) do
     end
   end
   if #update > 0 then redis.call('HSET', key, unpack(update)) end
+end
+
+-- Summary histograms: one BITFIELD per string, every counter it touches.
+for key, counters in pairs(dense_counts) do
+  local ops = {'OVERFLOW', 'SAT'}
+  for index, n in pairs(counters) do
+    ops[#ops + 1] = 'INCRBY'
+    ops[#ops + 1] = 'u32'
+    ops[#ops + 1] = '#' .. index
+    ops[#ops + 1] = n
+  end
+  redis.call('BITFIELD', key, unpack(ops))
 end
 
 for key, seconds in pairs(expiry) do

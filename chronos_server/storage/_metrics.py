@@ -17,12 +17,13 @@ Durations under 1 ms share bucket 0.
 from __future__ import annotations
 
 import math
+import struct
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from itertools import accumulate
+from itertools import accumulate, compress
 from typing import Any
 
 from chronos_core._models import ExecutionEvent
@@ -175,10 +176,20 @@ class MetricsBucket:
         return bucket
 
     @classmethod
-    def from_summary(cls, start: int, data: Mapping[str, Any]) -> MetricsBucket:
+    def from_summary(
+        cls, start: int, data: Mapping[str, Any], dense: bytes | None = None
+    ) -> MetricsBucket:
         """Read the compact form `_window.lua` returns: `c` (counts by status), `dn`, `ds`,
-        `dmin`, `dmax` and `h` (histogram as a flat list of index, count pairs)."""
-        flat = data.get("h", ())
+        `dmin`, `dmax` and either `h` (histogram as a flat list of index, count pairs) or
+        `dense`, the histogram as big-endian unsigned 32-bit counters from index 0."""
+        if dense is None:
+            flat = data.get("h", ())
+            histogram = dict(zip(flat[::2], flat[1::2], strict=True))
+        else:
+            counters = struct.unpack(f">{len(dense) // 4}I", dense)
+            histogram = dict(
+                zip(compress(range(len(counters)), counters), filter(None, counters), strict=True)
+            )
         dmin, dmax = data.get("dmin"), data.get("dmax")
         return cls(
             start=datetime.fromtimestamp(start, tz=UTC),
@@ -188,7 +199,7 @@ class MetricsBucket:
             duration_sum=float(data.get("ds", 0.0)),
             duration_min=None if dmin is None else float(dmin),
             duration_max=None if dmax is None else float(dmax),
-            histogram=dict(zip(flat[::2], flat[1::2], strict=True)),
+            histogram=histogram,
         )
 
 

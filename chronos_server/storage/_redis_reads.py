@@ -9,7 +9,9 @@ Indexes kept by `_ingest.lua`, for prefix `P` and tenant `T`:
     P{t:T}:vs:<jobId>             set    versions of a job seen in final runs
     P{t:T}:mv:<jobId>:<version>   hash   metrics of one version (+ `first`/`last` seen, ms)
     P{t:T}:r:<jobId>, P{t:T}:rt   hash   rolling summary of the last 25 hour buckets of a job /
-                                         the tenant (bucket fields, `from`, extremes per hour)
+                                         the tenant: counts, sums, extremes, `from` (hour)
+    P{t:T}:rh:<jobId>, P{t:T}:rth string its histogram, a u32 counter per index (BITFIELD)
+    P{t:T}:rx:<jobId>, P{t:T}:rtx hash   the extremes of each hour of its span
 
 A page walks one zset from the cursor by rank (`ZCOUNT` locates the cursor, `ZRANGE ... REV`
 reads on) and fetches the executions with one `MGET`; filters the index does not cover are
@@ -24,11 +26,11 @@ by hour; any other window merges the hour and day buckets that `cover` it.
 from __future__ import annotations
 
 import importlib.resources
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -52,11 +54,13 @@ from chronos_server.storage._queries import (
 )
 from chronos_server.storage._sqlite_reads import version_records
 
-__all__ = ["LAST_LUA", "WINDOW_LUA", "RedisReads"]
+__all__ = ["HASH_LUA", "WINDOW_LUA", "RedisReads"]
 
 T = TypeVar("T")
 
-LAST_LUA = "return cjson.encode(redis.call('HGETALL', KEYS[1]))"
+HASH_LUA = "return cjson.encode(redis.call('HGETALL', KEYS[1]))"
+"""A hash as one JSON array of fields and values (`{}` when empty): parsing one bulk string is
+much cheaper for redis-py (in pure Python) than a reply of two bulk strings per field."""
 WINDOW_LUA = importlib.resources.files("chronos_server.storage").joinpath("_window.lua").read_text()
 _MIN_CHUNK = 100
 
@@ -70,10 +74,10 @@ async def _guard(call: Awaitable[T]) -> T:
 
 class RedisReads:
     """Read methods of `RedisTelemetryStore`; it provides `client`, `_prefix`, the scripts
-    `_window` and `_last`, and `_clock`."""
+    `_window` and `_hash`, and `_clock`."""
 
     _window: Any
-    _last: Any
+    _hash: Any
     _clock: Callable[[], float]
 
     @property
@@ -162,10 +166,9 @@ class RedisReads:
         return ExecutionPage(items=items, next_cursor=position)
 
     async def last_runs(self, tenant: str) -> dict[str, LastRun]:
-        """The tenant's `last` hash, as one JSON string (`_last`: cheaper to parse than a
-        reply of two bulk strings per job)."""
-        answer = await _guard(self._last(keys=[self._prefix(tenant) + "last"]))
-        flat = json.loads(answer)
+        """The tenant's `last` hash, read as one JSON string (`HASH_LUA`)."""
+        answer = await _guard(self._hash(keys=[self._prefix(tenant) + "last"]))
+        flat = msgspec.json.decode(answer) or ()  # an empty hash comes back as `{}`
         runs: dict[str, LastRun] = {}
         for job_id, value in zip(flat[::2], flat[1::2], strict=True):
             started, status, exec_id = value.split("|", 2)
@@ -198,9 +201,18 @@ class RedisReads:
             args = [prefix, "b", len(buckets), *buckets, *scopes]
         answer = await _guard(self._window(keys=[prefix + "jobs"], args=args))
         first = int(start.timestamp())
+        if args[1] == "b":
+            return {
+                scope: MetricsBucket.from_summary(first, data)
+                for scope, data in zip(scopes, msgspec.json.decode(answer), strict=True)
+                if data
+            }
+        found = cast(list[bytes], answer)
         return {
-            scope: MetricsBucket.from_summary(first, data)
-            for scope, data in zip(scopes, json.loads(answer), strict=True)
+            scope: MetricsBucket.from_summary(first, data, dense)
+            for scope, data, dense in zip(
+                scopes, msgspec.json.decode(found[0]), found[1:], strict=True
+            )
             if data
         }
 

@@ -6,27 +6,32 @@
 --        "<resolution>:<start>", then the scopes (job ids; "" = tenant)
 --   "r"  read rolling summaries: ARGV[3] first hour (epoch s), ARGV[4] hours covered,
 --        ARGV[5] TTL (s) of a summary, then the scopes
--- Returns a JSON array, one object per scope, empty when it had no runs, else
+-- Mode "b" returns a JSON array, one object per scope, empty when it had no runs, else
 --   {"c": {status: count}, "dn": n, "ds": sum, "dmin": ms, "dmax": ms,
 --    "h": [index, count, index, count, ...]}
+-- Mode "r" returns an array: the same JSON without the "h" lists, then one histogram per
+-- scope, as stored: a string of big-endian unsigned 32-bit counters, one per histogram index
+-- from 0 (BITFIELD u32 #<index>), "" when there is none. Passed through untouched, it costs
+-- Lua nothing per histogram bucket.
 --
--- A rolling summary (`r:<jobId>`, `rt` for the tenant) is a hash in the layout of a bucket
--- (except that its histogram fields are bare indexes, `12` for `h:12`) holding the sum of the hour buckets of its span [from, from + hours), kept up to date by
--- `_ingest.lua`. A minimum cannot be subtracted, so the extremes of each hour are kept too
--- (`rx:<jobId>`, `rtx`: `n:<hour>`, `x:<hour>`) and the summary's `dmin`/`dmax` are those of
--- its span. When the span asked for differs, the summary is moved: the hour buckets leaving
--- the span are subtracted, those entering added (hour buckets outlive the span by weeks, so
--- both are exact); when the two spans do not overlap, or the summary is missing, it is
--- rebuilt from the hour buckets.
+-- A rolling summary of a job (`r:<jobId>`, `rt` for the tenant) holds the sum of the hour
+-- buckets of its span [from, from + hours): counts and sums in a hash (`from`, `c:<status>`,
+-- `dn`, `ds`, `dmin`, `dmax`), the histogram in a string (`rh:<jobId>`, `rth`, as above), and
+-- the extremes of each hour of the span (`rx:<jobId>`, `rtx`: `n:<hour>`, `x:<hour>`), since
+-- a minimum cannot be subtracted. `_ingest.lua` adds each final run whose hour is in the span.
+-- When the span asked for differs, the summary is moved: the hour buckets leaving the span
+-- are subtracted, those entering added (hour buckets outlive the span by weeks, so both are
+-- exact) and `dmin`/`dmax` recomputed from the hours' extremes; when the two spans do not
+-- overlap, or the summary is missing, it is rebuilt from the hour buckets.
 local prefix = ARGV[1]
 local mode = ARGV[2]
 local out = {}
 
 local byte, sub, concat, format = string.byte, string.sub, table.concat, string.format
 
--- JSON of one scope from the flat field/value list of a summary (values as strings, as Redis
--- returns them). This loop runs for every field of every scope, so it makes no string it
--- does not need: histogram fields (bare indexes) are told apart by their first byte.
+-- JSON of one scope from a flat field/value list (values as strings, histogram fields as
+-- bare indexes). It runs for every field of every scope, so it makes no string it does not
+-- need: histogram fields are told apart by their first byte.
 local function emit(flat)
   local hist, nh, parts, np, counts, nc = {}, 0, {}, 0, {}, 0
   for i = 1, #flat, 2 do
@@ -120,9 +125,9 @@ local function read_hash(key)
   return fields
 end
 
--- Add (sign 1) or subtract (sign -1) the hour bucket `hour` of `scope` to `state`, and set
--- or clear that hour's extremes in `hours`.
-local function apply(state, hours, scope, hour, sign)
+-- Add (sign 1) or subtract (sign -1) the hour bucket `hour` of `scope`: sums to `state`,
+-- histogram to `delta` (index -> change), and set or clear that hour's extremes in `hours`.
+local function apply(state, delta, hours, scope, hour, sign)
   local key
   if scope == '' then
     key = prefix .. 'mt:h:' .. hour
@@ -138,68 +143,112 @@ local function apply(state, hours, scope, hour, sign)
       if sign > 0 then hours[low] = value end
     elseif field == 'dmax' then
       if sign > 0 then hours[high] = value end
+    elseif byte(field, 1) == 104 then -- 'h:<index>'
+      local index = sub(field, 3)
+      delta[index] = (delta[index] or 0) + sign * value
     else
-      if string.byte(field, 1) == 104 then field = string.sub(field, 3) end -- 'h:<index>'
       state[field] = (state[field] or 0) + sign * value
     end
   end
 end
 
-local function write(key, fields, expire)
+local function write(key, fields)
   local flat = flatten(fields)
   redis.call('DEL', key)
   if #flat > 0 then
     redis.call('HSET', key, unpack(flat))
-    redis.call('EXPIRE', key, expire)
+    redis.call('EXPIRE', key, ttl)
   end
 end
 
--- Store a moved or rebuilt summary: its sums without zeros, its extremes from the hours'.
-local function save(key, hours_key, state, hours)
+-- Store a moved or rebuilt summary: its sums without zeros, its extremes from the hours',
+-- its histogram changed by `delta` (on a fresh string when `rebuilt`).
+local function save(key, hours_key, dense_key, state, delta, hours, rebuilt)
   if (state['dn'] or 0) <= 0 then state['dn'], state['ds'] = nil, nil end
   for field, value in pairs(state) do
     if value == 0 then state[field] = nil end
   end
   state['dmin'], state['dmax'] = nil, nil
   for field, value in pairs(hours) do
-    if string.sub(field, 1, 1) == 'n' then
+    if byte(field, 1) == 110 then -- 'n:<hour>'
       if state['dmin'] == nil or value < state['dmin'] then state['dmin'] = value end
     elseif state['dmax'] == nil or value > state['dmax'] then
       state['dmax'] = value
     end
   end
   state['from'] = from
-  write(key, state, ttl)
-  write(hours_key, hours, ttl)
+  write(key, state)
+  write(hours_key, hours)
+  if rebuilt then redis.call('DEL', dense_key) end
+  local ops, n = {'OVERFLOW', 'SAT'}, 2
+  for index, change in pairs(delta) do
+    if change ~= 0 then
+      ops[n + 1], ops[n + 2], ops[n + 3], ops[n + 4] = 'INCRBY', 'u32', '#' .. index, change
+      n = n + 4
+    end
+  end
+  if n > 2 then redis.call('BITFIELD', dense_key, unpack(ops)) end
+  redis.call('EXPIRE', dense_key, ttl)
 end
 
+-- The JSON of the sums and extremes of a summary (its fields as HGETALL returns them).
+local function scalars(flat)
+  local parts, np, counts, nc = {}, 0, {}, 0
+  for i = 1, #flat, 2 do
+    local field = flat[i]
+    local first = byte(field, 1)
+    if first == 99 then -- 'c:<status>'
+      nc = nc + 1
+      counts[nc] = '"' .. sub(field, 3) .. '":' .. flat[i + 1]
+    elseif first == 100 then -- dn, ds, dmin, dmax
+      np = np + 1
+      parts[np] = '"' .. field .. '":' .. flat[i + 1]
+    end
+  end
+  if nc == 0 then return '{}' end
+  parts[np + 1] = '"c":{' .. concat(counts, ',') .. '}'
+  return '{' .. concat(parts, ',') .. '}'
+end
+
+-- Rolling mode returns an array: the JSON array of every scope's sums and extremes, then
+-- each scope's histogram string (BITFIELD counters, big-endian u32 per index; may be "").
+local hists = {}
 for s = 6, #ARGV do
   local scope = ARGV[s]
-  local key, hours_key
+  local key, hours_key, dense_key
   if scope == '' then
-    key, hours_key = prefix .. 'rt', prefix .. 'rtx'
+    key, hours_key, dense_key = prefix .. 'rt', prefix .. 'rtx', prefix .. 'rth'
   else
-    key, hours_key = prefix .. 'r:' .. scope, prefix .. 'rx:' .. scope
+    key, hours_key, dense_key = prefix .. 'r:' .. scope, prefix .. 'rx:' .. scope,
+      prefix .. 'rh:' .. scope
   end
-  local stored = tonumber(redis.call('HGET', key, 'from'))
-  if stored == from then
-    out[#out + 1] = emit(redis.call('HGETALL', key))
-  else
-    local state, hours
-    if stored == nil or math.abs(stored - from) >= span then
-      state, hours = {}, {}
-      for hour = from, last, 3600 do apply(state, hours, scope, hour, 1) end
+  local flat = redis.call('HGETALL', key)
+  local stored = nil
+  for i = 1, #flat, 2 do
+    if flat[i] == 'from' then stored = tonumber(flat[i + 1]) end
+  end
+  if stored ~= from then
+    local state, delta, hours = {}, {}, {}
+    local rebuilt = stored == nil or math.abs(stored - from) >= span
+    if rebuilt then
+      for hour = from, last, 3600 do apply(state, delta, hours, scope, hour, 1) end
     else
       state, hours = read_hash(key), read_hash(hours_key)
       for hour = stored, stored + span - 3600, 3600 do
-        if hour < from or hour > last then apply(state, hours, scope, hour, -1) end
+        if hour < from or hour > last then apply(state, delta, hours, scope, hour, -1) end
       end
       for hour = from, last, 3600 do
-        if hour < stored or hour >= stored + span then apply(state, hours, scope, hour, 1) end
+        if hour < stored or hour >= stored + span then
+          apply(state, delta, hours, scope, hour, 1)
+        end
       end
     end
-    save(key, hours_key, state, hours)
-    out[#out + 1] = emit(flatten(state))
+    save(key, hours_key, dense_key, state, delta, hours, rebuilt)
+    flat = flatten(state)
   end
+  out[#out + 1] = scalars(flat)
+  hists[#hists + 1] = redis.call('GET', dense_key) or ''
 end
-return '[' .. table.concat(out, ',') .. ']'
+local answer = {'[' .. concat(out, ',') .. ']'}
+for i = 1, #hists do answer[i + 1] = hists[i] end
+return answer

@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -50,7 +51,7 @@ from chronos_server.storage._metrics import (
     histogram_index,
 )
 from chronos_server.storage._protocols import BrokerEntry, IngestOutcome
-from chronos_server.storage._redis_reads import LAST_LUA, WINDOW_LUA, RedisReads
+from chronos_server.storage._redis_reads import HASH_LUA, WINDOW_LUA, RedisReads
 from chronos_server.storage._redis_triggers import RedisTriggers
 
 __all__ = ["RedisBroker", "RedisTelemetryStore", "tenant_prefix"]
@@ -102,7 +103,7 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         self._client: aioredis.Redis | None = None
         self._ingest: Any = None
         self._window: Any = None
-        self._last: Any = None
+        self._hash: Any = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -127,7 +128,7 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         self._client = client
         self._ingest = client.register_script(_INGEST_LUA)
         self._window = client.register_script(WINDOW_LUA)
-        self._last = client.register_script(LAST_LUA)
+        self._hash = client.register_script(HASH_LUA)
 
     async def close(self) -> None:
         """Close the pool; idempotent."""
@@ -158,9 +159,11 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         return None if data is None else decode_job(data)
 
     async def list_jobs(self, tenant: str) -> list[JobDefinition]:
-        """Every job of the tenant, by id."""
-        data = await _guard(self.client.hgetall(self._prefix(tenant) + "jobs"))
-        return [decode_job(data[key]) for key in sorted(data)]
+        """Every job of the tenant, by id (the hash read as one JSON string, `HASH_LUA`)."""
+        answer = await _guard(self._hash(keys=[self._prefix(tenant) + "jobs"]))
+        flat = msgspec.json.decode(answer) or ()  # an empty hash comes back as `{}`
+        found = sorted(zip(flat[::2], flat[1::2], strict=True))
+        return [decode_job(data) for _, data in found]
 
     # -- executions ----------------------------------------------------------------------
 
