@@ -379,10 +379,18 @@ class RunFactory:
         return metadata or None
 
     def start(
-        self, task: Any, task_id: str, request: Any, args: Any, kwargs: Any
+        self,
+        task: Any,
+        task_id: str,
+        request: Any,
+        args: Any,
+        kwargs: Any,
+        *,
+        attempt: int | None = None,
     ) -> RunCapture | LeanRun:
         """A started run of `task` in this process (console capture begins here)."""
-        attempt = attempt_of(request)
+        if attempt is None:
+            attempt = attempt_of(request)
         if self.lean:
             return LeanRun(
                 self.job_id_of(task, request),

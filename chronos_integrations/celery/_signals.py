@@ -193,8 +193,10 @@ class TaskHooks(SignalReceivers):
             if not task_id or not self._ours(task):
                 return
             request = task.request
-            key = (task_id, attempt_of(request))
-            run = self._active[key] = self.runs.start(task, task_id, request, args, kwargs)
+            attempt = attempt_of(request)
+            key = (task_id, attempt)
+            run = self.runs.start(task, task_id, request, args, kwargs, attempt=attempt)
+            self._active[key] = run
             if self.running is not None:
                 self.running.add(key, run)
         except Exception:
