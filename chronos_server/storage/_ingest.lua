@@ -11,8 +11,8 @@
 -- Returns one code per event: 0 duplicate, 1 new, 2 completed a stored `running` one.
 --
 -- Rolling summaries (`r:<jobId>`, `rt` for the tenant; see `_window.lua`) hold the sum of the
--- hour buckets from their `from` hour over ARGV[7] hours, their histogram (`rh:<jobId>`,
--- `rth`) and their extremes per hour (`rx:<jobId>`, `rtx`). A final run is added to one when its hour is inside that span; one
+-- hour buckets from their `from` hour over ARGV[7] hours, and their histogram (`rh:<jobId>`,
+-- `rth`). A final run is added to one when its hour is inside that span; one
 -- that does not exist yet is left to the reader to build.
 local prefix = ARGV[1]
 local ttl = tonumber(ARGV[2])
@@ -64,9 +64,9 @@ local function account(key, status, duration, hist)
 end
 
 -- Add a final run of hour `hour` to the rolling summary `key` if its span holds that hour:
--- counts and sums in the hash `key`, the extremes of each hour in the hash `hours`, and the
--- histogram in the string `dense`, one unsigned 32-bit counter per index (BITFIELD).
-local function roll(key, hours, dense, hour, status, duration, hist)
+-- counts, sums and extremes in the hash `key`, the histogram in the string `dense`, one
+-- unsigned 32-bit counter per index (BITFIELD).
+local function roll(key, dense, hour, status, duration, hist)
   local from = rolling_from[key]
   if from == nil then
     from = tonumber(redis.call('HGET', key, 'from')) or false
@@ -76,9 +76,6 @@ local function roll(key, hours, dense, hour, status, duration, hist)
     account(key, status, duration, nil)
     expiry[key] = rolling_ttl
     if duration ~= nil then
-      extreme(lows, hours, 'n:' .. hour, duration, true)
-      extreme(highs, hours, 'x:' .. hour, duration, false)
-      expiry[hours] = rolling_ttl
       local counters = dense_counts[dense]
       if counters == nil then
         counters = {}
@@ -93,6 +90,27 @@ end
 -- (started, execId) ordering of the read indexes: is a after b?
 local function later(a_started, a_id, b_started, b_id)
   return a_started > b_started or (a_started == b_started and a_id >= b_id)
+end
+
+-- Index entries are gathered per sorted set and written after the loop, many per ZADD.
+local entries, completed = {}, {}
+local function index(key, started, exec_id)
+  local list = entries[key]
+  if list == nil then
+    list = {}
+    entries[key] = list
+  end
+  list[#list + 1] = started
+  list[#list + 1] = exec_id
+end
+
+-- `command key <values...>`, at most CHUNK values a call (unpack has a limit).
+local CHUNK = 1000
+local function call_chunked(command, key, values)
+  for first = 1, #values, CHUNK do
+    local last = math.min(first + CHUNK - 1, #values)
+    redis.call(command, key, unpack(values, first, last))
+  end
 end
 
 local result = {}
@@ -110,11 +128,11 @@ for i = FIRST, #ARGV, STRIDE do
   end
   if code > 0 then
     redis.call('SET', key, (final and 'F' or 'R') .. ARGV[i + 7], 'PX', ttl)
-    redis.call('ZADD', prefix .. 'j:' .. job_id, started, exec_id)
-    redis.call('ZADD', all_index, started, exec_id)
-    redis.call('ZADD', status_prefix .. status, started, exec_id)
+    index(prefix .. 'j:' .. job_id, started, exec_id)
+    index(all_index, started, exec_id)
+    index(status_prefix .. status, started, exec_id)
     statuses[status] = true
-    if code == 2 then redis.call('ZREM', status_prefix .. 'running', exec_id) end
+    if code == 2 then completed[#completed + 1] = exec_id end
     jobs[job_id] = true
     local best = latest[job_id]
     if best == nil or later(started, exec_id, best[1], best[2]) then
@@ -136,9 +154,8 @@ for i = FIRST, #ARGV, STRIDE do
         expiry[tenant_key] = r[3]
       end
       local hour = seconds - seconds % 3600
-      roll(prefix .. 'r:' .. job_id, prefix .. 'rx:' .. job_id, prefix .. 'rh:' .. job_id,
-           hour, status, duration, hist)
-      roll(prefix .. 'rt', prefix .. 'rtx', prefix .. 'rth', hour, status, duration, hist)
+      roll(prefix .. 'r:' .. job_id, prefix .. 'rh:' .. job_id, hour, status, duration, hist)
+      roll(prefix .. 'rt', prefix .. 'rth', hour, status, duration, hist)
       local version = ARGV[i + 6]
       if version ~= '' then
         local version_key = prefix .. 'mv:' .. job_id .. ':' .. version
@@ -156,6 +173,10 @@ for i = FIRST, #ARGV, STRIDE do
   end
   result[#result + 1] = code
 end
+
+for key, list in pairs(entries) do call_chunked('ZADD', key, list) end
+-- A `running` entry completed in this batch leaves its index after being added to it.
+if #completed > 0 then call_chunked('ZREM', status_prefix .. 'running', completed) end
 
 for key, fields in pairs(counts) do
   for field, value in pairs(fields) do

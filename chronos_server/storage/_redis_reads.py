@@ -11,7 +11,6 @@ Indexes kept by `_ingest.lua`, for prefix `P` and tenant `T`:
     P{t:T}:r:<jobId>, P{t:T}:rt   hash   rolling summary of the last 25 hour buckets of a job /
                                          the tenant: counts, sums, extremes, `from` (hour)
     P{t:T}:rh:<jobId>, P{t:T}:rth string its histogram, a u32 counter per index (BITFIELD)
-    P{t:T}:rx:<jobId>, P{t:T}:rtx hash   the extremes of each hour of its span
 
 A page walks one zset from the cursor by rank (`ZCOUNT` locates the cursor, `ZRANGE ... REV`
 reads on) and fetches the executions with one `MGET`; filters the index does not cover are

@@ -16,13 +16,13 @@
 --
 -- A rolling summary of a job (`r:<jobId>`, `rt` for the tenant) holds the sum of the hour
 -- buckets of its span [from, from + hours): counts and sums in a hash (`from`, `c:<status>`,
--- `dn`, `ds`, `dmin`, `dmax`), the histogram in a string (`rh:<jobId>`, `rth`, as above), and
--- the extremes of each hour of the span (`rx:<jobId>`, `rtx`: `n:<hour>`, `x:<hour>`), since
--- a minimum cannot be subtracted. `_ingest.lua` adds each final run whose hour is in the span.
--- When the span asked for differs, the summary is moved: the hour buckets leaving the span
--- are subtracted, those entering added (hour buckets outlive the span by weeks, so both are
--- exact) and `dmin`/`dmax` recomputed from the hours' extremes; when the two spans do not
--- overlap, or the summary is missing, it is rebuilt from the hour buckets.
+-- `dn`, `ds`, `dmin`, `dmax`) and the histogram in a string (`rh:<jobId>`, `rth`, as above).
+-- `_ingest.lua` adds each final run whose hour is in the span. When the span asked for
+-- differs, the summary is moved: the hour buckets leaving the span are subtracted, those
+-- entering added (hour buckets outlive the span by weeks, so both are exact); when the two
+-- spans do not overlap, or the summary is missing, it is rebuilt from the hour buckets. A
+-- minimum cannot be subtracted: a moved summary takes `dmin`/`dmax` from the hour buckets of
+-- its new span (one HMGET each), and ingestion only lowers or raises them.
 local prefix = ARGV[1]
 local mode = ARGV[2]
 local out = {}
@@ -125,60 +125,46 @@ local function read_hash(key)
   return fields
 end
 
+local function hour_key(scope, hour)
+  if scope == '' then return prefix .. 'mt:h:' .. hour end
+  return prefix .. 'mj:h:' .. hour .. ':' .. scope
+end
+
 -- Add (sign 1) or subtract (sign -1) the hour bucket `hour` of `scope`: sums to `state`,
--- histogram to `delta` (index -> change), and set or clear that hour's extremes in `hours`.
-local function apply(state, delta, hours, scope, hour, sign)
-  local key
-  if scope == '' then
-    key = prefix .. 'mt:h:' .. hour
-  else
-    key = prefix .. 'mj:h:' .. hour .. ':' .. scope
-  end
-  local low, high = 'n:' .. hour, 'x:' .. hour
-  hours[low], hours[high] = nil, nil
-  local flat = redis.call('HGETALL', key)
+-- histogram to `delta` (index -> change). Extremes are not summed (see `save`).
+local function apply(state, delta, scope, hour, sign)
+  local flat = redis.call('HGETALL', hour_key(scope, hour))
   for i = 1, #flat, 2 do
     local field, value = flat[i], tonumber(flat[i + 1])
-    if field == 'dmin' then
-      if sign > 0 then hours[low] = value end
-    elseif field == 'dmax' then
-      if sign > 0 then hours[high] = value end
-    elseif byte(field, 1) == 104 then -- 'h:<index>'
+    local first = byte(field, 1)
+    if first == 104 then -- 'h:<index>'
       local index = sub(field, 3)
       delta[index] = (delta[index] or 0) + sign * value
-    else
+    elseif field ~= 'dmin' and field ~= 'dmax' then
       state[field] = (state[field] or 0) + sign * value
     end
   end
 end
 
-local function write(key, fields)
-  local flat = flatten(fields)
-  redis.call('DEL', key)
-  if #flat > 0 then
-    redis.call('HSET', key, unpack(flat))
-    redis.call('EXPIRE', key, ttl)
-  end
-end
-
--- Store a moved or rebuilt summary: its sums without zeros, its extremes from the hours',
--- its histogram changed by `delta` (on a fresh string when `rebuilt`).
-local function save(key, hours_key, dense_key, state, delta, hours, rebuilt)
+-- Store a moved or rebuilt summary: its sums without zeros, its extremes those of the hour
+-- buckets of its span, its histogram changed by `delta` (on a fresh string when `rebuilt`).
+local function save(key, dense_key, scope, state, delta, rebuilt)
   if (state['dn'] or 0) <= 0 then state['dn'], state['ds'] = nil, nil end
   for field, value in pairs(state) do
     if value == 0 then state[field] = nil end
   end
-  state['dmin'], state['dmax'] = nil, nil
-  for field, value in pairs(hours) do
-    if byte(field, 1) == 110 then -- 'n:<hour>'
-      if state['dmin'] == nil or value < state['dmin'] then state['dmin'] = value end
-    elseif state['dmax'] == nil or value > state['dmax'] then
-      state['dmax'] = value
-    end
+  local low, high = nil, nil
+  for hour = from, last, 3600 do
+    local extremes = redis.call('HMGET', hour_key(scope, hour), 'dmin', 'dmax')
+    local a, b = tonumber(extremes[1]), tonumber(extremes[2])
+    if a ~= nil and (low == nil or a < low) then low = a end
+    if b ~= nil and (high == nil or b > high) then high = b end
   end
-  state['from'] = from
-  write(key, state)
-  write(hours_key, hours)
+  state['dmin'], state['dmax'], state['from'] = low, high, from
+  local flat = flatten(state)
+  redis.call('DEL', key)
+  redis.call('HSET', key, unpack(flat))
+  redis.call('EXPIRE', key, ttl)
   if rebuilt then redis.call('DEL', dense_key) end
   local ops, n = {'OVERFLOW', 'SAT'}, 2
   for index, change in pairs(delta) do
@@ -215,12 +201,11 @@ end
 local hists = {}
 for s = 6, #ARGV do
   local scope = ARGV[s]
-  local key, hours_key, dense_key
+  local key, dense_key
   if scope == '' then
-    key, hours_key, dense_key = prefix .. 'rt', prefix .. 'rtx', prefix .. 'rth'
+    key, dense_key = prefix .. 'rt', prefix .. 'rth'
   else
-    key, hours_key, dense_key = prefix .. 'r:' .. scope, prefix .. 'rx:' .. scope,
-      prefix .. 'rh:' .. scope
+    key, dense_key = prefix .. 'r:' .. scope, prefix .. 'rh:' .. scope
   end
   local flat = redis.call('HGETALL', key)
   local stored = nil
@@ -228,22 +213,20 @@ for s = 6, #ARGV do
     if flat[i] == 'from' then stored = tonumber(flat[i + 1]) end
   end
   if stored ~= from then
-    local state, delta, hours = {}, {}, {}
+    local state, delta = {}, {}
     local rebuilt = stored == nil or math.abs(stored - from) >= span
     if rebuilt then
-      for hour = from, last, 3600 do apply(state, delta, hours, scope, hour, 1) end
+      for hour = from, last, 3600 do apply(state, delta, scope, hour, 1) end
     else
-      state, hours = read_hash(key), read_hash(hours_key)
+      state = read_hash(key)
       for hour = stored, stored + span - 3600, 3600 do
-        if hour < from or hour > last then apply(state, delta, hours, scope, hour, -1) end
+        if hour < from or hour > last then apply(state, delta, scope, hour, -1) end
       end
       for hour = from, last, 3600 do
-        if hour < stored or hour >= stored + span then
-          apply(state, delta, hours, scope, hour, 1)
-        end
+        if hour < stored or hour >= stored + span then apply(state, delta, scope, hour, 1) end
       end
     end
-    save(key, hours_key, dense_key, state, delta, hours, rebuilt)
+    save(key, dense_key, scope, state, delta, rebuilt)
     flat = flatten(state)
   end
   out[#out + 1] = scalars(flat)

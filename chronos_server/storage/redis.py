@@ -10,8 +10,7 @@ hash tag `{t:T}`, so one tenant lives in one slot of a Redis Cluster and a batch
     P{t:T}:mj:<res>:<bucket>:<jobId>   hash   metrics of a job (fields in `_metrics`)
     P{t:T}:mt:<res>:<bucket>           hash   metrics of the tenant
     P{t:T}:r:<jobId>, P{t:T}:rt        hash   rolling 24-hour summary of a job / the tenant,
-    P{t:T}:rh:<jobId>, P{t:T}:rth      string   its histogram (BITFIELD u32 counters),
-    P{t:T}:rx:<jobId>, P{t:T}:rtx      hash     the extremes of each hour it covers
+    P{t:T}:rh:<jobId>, P{t:T}:rth      string and its histogram (BITFIELD u32 counters)
     P{t:T}:all, P{t:T}:s:<status>      zset   execIds of all runs / of one status, by startedAt
     P{t:T}:last                        hash   job id -> its latest run
     P{t:T}:vs:<jobId>, mv:<jobId>:<v>  set / hash  versions seen and their metrics

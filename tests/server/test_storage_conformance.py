@@ -15,7 +15,14 @@ import redis
 
 from chronos_core._models import ExecutionEvent, ExecutionStatus, JobDefinition
 from chronos_server.errors import Conflict
-from chronos_server.storage import TENANT_SCOPE, ApiKeyRecord, MetricsBucket, Resolution, Stores
+from chronos_server.storage import (
+    TENANT_SCOPE,
+    ApiKeyRecord,
+    ExecutionQuery,
+    MetricsBucket,
+    Resolution,
+    Stores,
+)
 from chronos_server.storage._metrics import bucket_start, histogram_index
 from chronos_server.storage.redis import RedisTelemetryStore, tenant_prefix
 
@@ -86,6 +93,16 @@ async def test_running_then_final_is_one_execution_counted_once(stores: Stores) 
     assert [e.exec_id for e in await store.list_executions(t, "job-1")] == ["r1"]
     buckets = await store.metrics(t, "job-1", Resolution.MINUTE, NOW, NOW)
     assert [b.counts for b in buckets] == [{"timeout": 1}]
+    # Both in one batch: listed under its final status only.
+    pair = [
+        run("r2", status=ExecutionStatus.RUNNING, duration_ms=None),
+        run("r2", status=ExecutionStatus.FAILED),
+    ]
+    assert len((await store.ingest_executions(t, pair)).stored) == 2
+    running = ExecutionQuery(statuses=(ExecutionStatus.RUNNING,))
+    assert (await store.query_executions(t, running)).items == []
+    failed = ExecutionQuery(statuses=(ExecutionStatus.FAILED,))
+    assert [e.exec_id for e in (await store.query_executions(t, failed)).items] == ["r2"]
 
 
 async def test_concurrent_copies_of_a_batch_store_once(stores: Stores) -> None:
@@ -217,12 +234,14 @@ async def test_window_stats_match_the_stored_runs(stores: Stores) -> None:
     rng = random.Random(5)
     now = datetime.now(UTC)
     start = now - timedelta(hours=24)
-    sent = spread(rng, 0, 300, now, (-30, 0))
+    sent = spread(rng, 0, 700, now, (-30, 0))  # over 500 index entries: several ZADDs
     await store.ingest_executions(t, sent)
     scopes = [TENANT_SCOPE, "a", "b", "idle"]
     check_window(await store.window_stats(t, scopes, start, now), sent, start, now)
+    listed = await store.query_executions(t, ExecutionQuery(limit=1_000, scan_budget=10_000))
+    assert sorted(e.exec_id for e in listed.items) == sorted(e.exec_id for e in sent)
     # More runs, some arriving late: inside the window (counted), before it (not counted).
-    later = spread(rng, 300, 200, now, (-30, 0))
+    later = spread(rng, 700, 200, now, (-30, 0))
     late = [
         run("late-in", job_id="a", started_at=start + timedelta(minutes=5), duration_ms=1.0),
         run("late-out", job_id="a", started_at=start - timedelta(hours=2), duration_ms=1e6),
