@@ -12,8 +12,8 @@
 --
 -- Rolling summaries (`r:<jobId>`, `rt` for the tenant; see `_window.lua`) hold the sum of the
 -- hour buckets from their `from` hour over ARGV[7] hours, and their histogram (`rh:<jobId>`,
--- `rth`). A final run is added to one when its hour is inside that span; one
--- that does not exist yet is left to the reader to build.
+-- `rth`). A final run is added to one when its hour is inside that span; one that does not
+-- exist yet is left to the reader to build.
 local prefix = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -74,7 +74,9 @@ local function roll(key, dense, hour, status, duration, hist)
   end
   if from and hour >= from and hour < from + span then
     account(key, status, duration, nil)
+    -- The two keys of a summary live and expire together.
     expiry[key] = rolling_ttl
+    expiry[dense] = rolling_ttl
     if duration ~= nil then
       local counters = dense_counts[dense]
       if counters == nil then
@@ -82,7 +84,6 @@ local function roll(key, dense, hour, status, duration, hist)
         dense_counts[dense] = counters
       end
       counters[hist] = (counters[hist] or 0) + 1
-      expiry[dense] = rolling_ttl
     end
   end
 end
