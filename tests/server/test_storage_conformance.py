@@ -285,6 +285,13 @@ async def test_redis_rolling_summaries_follow_the_clock(redis_prefix: str) -> No
 
         await ingest(400, (-40, 10))
         await check(base)  # built from the hour buckets
+        # A run without a duration keeps the summary's histogram alive with its hash.
+        histogram = tenant_prefix(redis_prefix, t) + "rh:a"
+        inspect.pexpire(histogram, 60_000)
+        quiet = run("quiet", job_id="a", started_at=base, duration_ms=None)
+        await store.ingest_executions(t, [quiet])
+        sent.append(quiet)
+        assert inspect.pttl(histogram) > 60_000
         await ingest(300, (-30, 3))  # late runs inside the window and before it, future ones
         await check(base)  # kept up to date by ingestion
         await check(base + timedelta(hours=1))  # moved by an hour
