@@ -11,7 +11,6 @@ never into the run's captured output.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import random
@@ -78,9 +77,13 @@ class CaptureOptions(TypedDict, total=False):
     redactor: Redactor | None
 
 
-@functools.cache
+# Read once, at import: a forking worker's children then inherit it instead of each
+# asking the kernel again.
+_HOSTNAME = socket.gethostname()[:MAX_SHORT_TEXT]
+
+
 def _hostname() -> str:
-    return socket.gethostname()[:MAX_SHORT_TEXT]
+    return _HOSTNAME
 
 
 def _new_exec_id(job_id: str) -> str:

@@ -24,6 +24,8 @@ def clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """Plain JSON within the schema's size limit (measured as the schema measures it)."""
     if not metadata:
         return {}
+    if _is_small_plain(metadata):
+        return dict(metadata)
     try:
         plain: dict[str, Any] = json.loads(json.dumps(metadata, default=str))
         size = len(json.dumps(plain))
@@ -34,6 +36,36 @@ def clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
         logger.warning("chronos: run metadata is %d bytes, over the limit; dropped", size)
         return {"chronosMetadataDropped": f"{size} bytes, over {MAX_METADATA_BYTES}"}
     return plain
+
+
+# JSON scalars whose JSON round trip gives back an equal value of the same type.
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+# The most bytes one character of a string takes in `json.dumps` output (an astral
+# character is two `\uXXXX` escapes), and a bound on any other scalar's text (an int is
+# only taken below 2**53, 16 digits and a sign; a float's repr is at most 24 characters).
+_JSON_BYTES_PER_CHAR = 12
+_JSON_SCALAR_BYTES = 32
+
+
+def _is_small_plain(metadata: dict[str, Any]) -> bool:
+    """Whether `metadata` is already plain JSON surely within the limit: str keys, scalar
+    values. Such a dict is what the JSON round trip would return, so it is skipped: the
+    usual metadata of a run (an id or two) then costs no encoding at all."""
+    if len(metadata) > 64:
+        return False
+    size = 2
+    for key, value in metadata.items():
+        kind = type(value)
+        if type(key) is not str or kind not in _PLAIN_SCALARS:
+            return False
+        if kind is str:
+            size += _JSON_BYTES_PER_CHAR * len(value) + 2
+        elif kind is int and not -(2**53) < value < 2**53:
+            return False
+        else:
+            size += _JSON_SCALAR_BYTES
+        size += _JSON_BYTES_PER_CHAR * len(key) + 4
+    return size <= MAX_METADATA_BYTES
 
 
 def clip(value: str | None, limit: int) -> str | None:

@@ -29,6 +29,7 @@ from chronos_core import (
     EventSink,
     ExecutionEvent,
     ExecutionStatus,
+    Redactor,
     RunCapture,
     Source,
     detect_app_version,
@@ -85,6 +86,7 @@ class ChronosWorkerMixin:
     _chronos_disabled = False
     _chronos_killed: int | None = None
     _chronos_cron: Any = None
+    _chronos_inherited: Any = None
 
     # -- configuration -----------------------------------------------------------------
 
@@ -108,6 +110,9 @@ class ChronosWorkerMixin:
                 console = bool(settings.capture_console) if settings is not None else False
             limit = settings.max_log_bytes if settings is not None else 10_000
             self._chronos_setup = (sink, console, limit, detect_app_version())
+            # Whatever the horse would build on first use is built here, once, and inherited
+            # by every horse instead of being rebuilt in each (see `fork_work_horse`).
+            Redactor.default()
         except Exception as error:
             self._chronos_disabled = True
             logger.warning("chronos: RQ jobs will not be reported: %s", error)
@@ -131,11 +136,21 @@ class ChronosWorkerMixin:
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         channel = None
-        if self._chronos() is not None:
+        setup = self._chronos()
+        if setup is not None:
             try:
                 channel = HorseChannel()
             except Exception:
                 logger.warning("chronos: no channel to the work horse", exc_info=True)
+            # Every page a horse writes is copied from the parent (copy-on-write), and in
+            # Python touching an object writes its reference count: each object the horse
+            # touches or frees costs a page fault. In a forked child the exporter replaces
+            # its state (a child must not share the parent's queue, locks or HTTP client);
+            # what it replaces would be freed in every horse, touching each of its objects
+            # (the queued events, the client's connection pool) for nothing: the horse
+            # reports through the channel. Holding references here keeps all of it alive,
+            # and untouched, until the horse's os._exit().
+            self._chronos_inherited = _state_of(setup[0])
         self._chronos_channel = channel
         self._chronos_killed = None
         try:
@@ -271,6 +286,14 @@ class ChronosWorkerMixin:
         exporter = sink if in_horse and isinstance(sink, BatchExporter) else None
         if exporter is not None and not exporter.flush(self.chronos_horse_flush_timeout):
             logger.warning("chronos: the work horse exits with events unsent")
+
+
+def _state_of(sink: EventSink) -> tuple[Any, ...]:
+    """References to everything `sink` holds now (see `fork_work_horse`)."""
+    try:
+        return tuple(vars(sink).values())
+    except TypeError:  # a sink without a __dict__
+        return ()
 
 
 def _execution_id(worker: Any, job: Any) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from chronos_core import _events
-from chronos_core._models import ExecutionEvent, ExecutionStatus, Source
+from chronos_core._models import MAX_METADATA_BYTES, ExecutionEvent, ExecutionStatus, Source
 
 
 def _all_fields() -> dict[str, object]:
@@ -65,3 +65,23 @@ def test_metadata_is_made_plain_json() -> None:
     assert _events.clean_metadata({(1, 2): "tuple key"}) == {
         "chronosMetadataDropped": "not JSON-serializable"
     }
+
+
+def test_plain_metadata_is_kept_as_is_and_copied() -> None:
+    metadata = {"rqJobId": "abc", "n": 3, "ratio": 0.5, "ok": True, "none": None}
+    cleaned = _events.clean_metadata(metadata)
+    assert cleaned == metadata
+    assert cleaned is not metadata
+
+
+def test_plain_metadata_over_the_limit_is_still_dropped() -> None:
+    big = {"text": "x" * (MAX_METADATA_BYTES + 10)}
+    assert _events.clean_metadata(big) == {
+        "chronosMetadataDropped": f"{MAX_METADATA_BYTES + 22} bytes, over {MAX_METADATA_BYTES}"
+    }
+    # Escaped characters count as the schema counts them: six bytes each for a control one.
+    escaped = {"t": "\x01" * (MAX_METADATA_BYTES // 6)}
+    assert "chronosMetadataDropped" in _events.clean_metadata(escaped)
+    # A value that is not plain JSON goes through the JSON round trip, as before.
+    assert _events.clean_metadata({"big": 2**60}) == {"big": 2**60}
+    assert _events.clean_metadata({"when": UTC}) == {"when": "UTC"}
