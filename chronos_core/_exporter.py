@@ -344,9 +344,10 @@ class BatchExporter:
         interval = self.settings.flush_interval
         while True:
             urgent = self._flush_requested or self._stop.is_set()
+            woken = False
             if not urgent:
                 paused_for = self._pause_until - time.monotonic()
-                self._wakeup.wait(paused_for if paused_for > 0 else interval)
+                woken = self._wakeup.wait(paused_for if paused_for > 0 else interval)
             self._wakeup.clear()
             urgent = self._flush_requested or self._stop.is_set()
             if not urgent and time.monotonic() < self._pause_until:
@@ -354,7 +355,10 @@ class BatchExporter:
             self._flush_requested = False
             try:
                 self._busy = True
-                self._export_pending()
+                # Woken by a full batch: send full batches only. What is left waits for the
+                # next full batch or the interval, rather than leaving in a string of small
+                # requests while events keep coming (one per request's round trip).
+                self._export_pending(drain=urgent or not woken)
             except Exception:
                 logger.exception("chronos: exporter error")
             finally:
@@ -364,11 +368,13 @@ class BatchExporter:
             if self._stop.is_set() and (self._is_idle() or self._failures):
                 return
 
-    def _export_pending(self) -> None:
+    def _export_pending(self, drain: bool = True) -> None:
+        """Send what is queued: everything, or with `drain=False` full batches only."""
         if self._jobs_pending and not self._register_pending():
             return
+        least = 1 if drain else self._batch_size
         if self.spool is not None:
-            while self._queue:
+            while len(self._queue) >= least:
                 batch = self._take(self._batch_size)
                 if not self._spool_events(batch):
                     self._drop("spool_full", len(batch))
@@ -376,7 +382,7 @@ class BatchExporter:
                 if not self._send_spooled(entry):
                     return
             return
-        while self._held or self._queue:
+        while self._held or len(self._queue) >= least:
             batch = self._held or self._take(self._batch_size)
             self._held = None
             body, count = self._encode(batch)

@@ -450,3 +450,20 @@ def test_deferred_runs_obey_the_queue_bound(black_hole: BlackHole) -> None:
     assert accepted.count(False) >= 3
     assert exporter.stats().dropped["queue_full"] >= 3
     exporter.shutdown(0.2)
+
+
+def test_a_steady_stream_leaves_in_full_batches(recording_server: RecordingServer) -> None:
+    # Woken by a full batch, the thread sends full batches only: events that arrive while a
+    # request is in flight wait for the next full batch (or the interval), instead of leaving
+    # a few at a time, one small request per round trip.
+    exporter = exporter_for(recording_server.url, max_batch_size=50, flush_interval=30)
+    for n in range(1_020):
+        assert exporter.record(make_event(n))
+        if n % 10 == 0:
+            time.sleep(0.001)
+    assert len(recording_server.wait_for(1_000, timeout=10)) >= 1_000
+    assert [len(r.body["executions"]) for r in recording_server.requests] == [50] * 20
+    assert exporter.flush(5)
+    assert len(recording_server.requests[-1].body["executions"]) == 20
+    assert exporter.stats().sent == 1_020
+    exporter.shutdown(1)
