@@ -115,19 +115,33 @@ batch are freed by reference counting when the request ends, so a larger first t
 leaves cyclic garbage a little longer and collects rarely."""
 
 
-@contextlib.contextmanager
-def _tuned_gc() -> Iterator[None]:
-    """Freeze what start-up allocated (full collections then skip it) and raise the young
-    collection threshold; both are restored when the app stops."""
-    previous = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
+class _TunedGC:
+    """Freezes what start-up allocated (full collections then skip it) and raises the young
+    collection threshold while at least one app runs in the process; the last app to stop
+    restores both."""
+
+    def __init__(self) -> None:
+        self._apps = 0
+        self._previous = gc.get_threshold()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        if self._apps == 0:
+            self._previous = gc.get_threshold()
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(*GC_THRESHOLD)
+        self._apps += 1
+        try:
+            yield
+        finally:
+            self._apps -= 1
+            if self._apps == 0:
+                gc.set_threshold(*self._previous)
+                gc.unfreeze()
+
+
+_tuned_gc = _TunedGC()
 
 
 async def _purge_forever(context: ServerContext) -> None:
@@ -174,7 +188,7 @@ def create_app(
             app.state.scheduler = scheduler
             if scheduler is not None:
                 await scheduler.start()
-            tuned_gc.enter_context(_tuned_gc())
+            tuned_gc.enter_context(_tuned_gc.running())
             yield
         finally:
             tuned_gc.close()
