@@ -8,7 +8,7 @@ contract is optional.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -116,13 +116,17 @@ def parse_timestamp(value: Any) -> Any:
     return value
 
 
+_ZERO = timedelta(0)
+
+
 def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def format_timestamp(value: datetime) -> str:
     """Format as the original API does: UTC, millisecond precision, `Z` suffix."""
-    if value.tzinfo is not UTC:
+    # Any zero-offset tzinfo (pydantic's parsed `TzInfo(UTC)` too) formats with "+00:00".
+    if value.tzinfo is not UTC and value.utcoffset() != _ZERO:
         value = _as_utc(value)
     # isoformat is C code; its "+00:00" suffix becomes the original API's "Z".
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"
