@@ -14,95 +14,50 @@
 -- hour buckets from their `from` hour over ARGV[7] hours, and their histogram (`rh:<jobId>`,
 -- `rth`). A final run is added to one when its hour is inside that span; one that does not
 -- exist yet is left to the reader to build.
+--
+-- Where the time goes: Redis commands cost more than Lua table work, so the loop over the
+-- events only stores each execution, queues its index entries and adds it to one group per
+-- (job, minute, version); after the loop the groups are added up per metrics key, and each
+-- key is written with one HMGET, one HSET (counters, sums, extremes computed here: the
+-- script runs atomically) and one EXPIRE, whatever the number of fields.
 local prefix = ARGV[1]
-local ttl = tonumber(ARGV[2])
+-- Numbers passed to Redis go as strings where they came as strings (ARGV): Redis would format
+-- a Lua number with printf, a cost that adds up over thousands of arguments.
+local ttl_text, ttl = ARGV[2], tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-local resolutions = {{'m', 60, tonumber(ARGV[4])}, {'h', 3600, tonumber(ARGV[5])},
-                     {'d', 86400, tonumber(ARGV[6])}}
+local minute_ttl, hour_ttl, day_ttl = ARGV[4], ARGV[5], ARGV[6]
 local span = tonumber(ARGV[7]) * 3600
-local rolling_ttl = tonumber(ARGV[8])
+local rolling_ttl = ARGV[8]
+local version_ttl = string.format('%d', math.floor(ttl / 1000))
 local FIRST, STRIDE = 9, 8
 local all_index = prefix .. 'all'
 local status_prefix = prefix .. 's:'
+local call, floor, format, unpack = redis.call, math.floor, string.format, unpack
 
-local counts, lows, highs, expiry = {}, {}, {}, {}
-local jobs, statuses, latest, versions = {}, {}, {}, {}
-local rolling_from, dense_counts = {}, {}
-
-local function add(key, field, value)
-  local fields = counts[key]
-  if fields == nil then
-    fields = {}
-    counts[key] = fields
+-- A number as stored in a hash: exact (Redis would write a Lua number with 14 digits), and
+-- cheaply when it is a whole number (most are: counts, and durations in whole ms).
+local function num(value)
+  if value == floor(value) and value > -1e15 and value < 1e15 then
+    return format('%d', value)
   end
-  fields[field] = (fields[field] or 0) + value
+  return format('%.17g', value)
 end
 
-local function extreme(into, key, field, value, smaller)
-  local fields = into[key]
-  if fields == nil then
-    fields = {}
-    into[key] = fields
-  end
-  local current = fields[field]
-  if current == nil or (smaller and value < current) or (not smaller and value > current) then
-    fields[field] = value
-  end
-end
-
--- Count one final run in a bucket (or summary) `key`: its histogram field is `hist` (nil for
--- a summary, whose histogram is a separate string: see `roll`).
-local function account(key, status, duration, hist)
-  add(key, 'c:' .. status, 1)
-  if duration ~= nil then
-    add(key, 'dn', 1)
-    add(key, 'ds', duration)
-    if hist ~= nil then add(key, hist, 1) end
-    extreme(lows, key, 'dmin', duration, true)
-    extreme(highs, key, 'dmax', duration, false)
-  end
-end
-
--- Add a final run of hour `hour` to the rolling summary `key` if its span holds that hour:
--- counts, sums and extremes in the hash `key`, the histogram in the string `dense`, one
--- unsigned 32-bit counter per index (BITFIELD).
-local function roll(key, dense, hour, status, duration, hist)
-  local from = rolling_from[key]
-  if from == nil then
-    from = tonumber(redis.call('HGET', key, 'from')) or false
-    rolling_from[key] = from
-  end
-  if from and hour >= from and hour < from + span then
-    account(key, status, duration, nil)
-    -- The two keys of a summary live and expire together.
-    expiry[key] = rolling_ttl
-    expiry[dense] = rolling_ttl
-    if duration ~= nil then
-      local counters = dense_counts[dense]
-      if counters == nil then
-        counters = {}
-        dense_counts[dense] = counters
-      end
-      counters[hist] = (counters[hist] or 0) + 1
-    end
-  end
-end
+-- Field names, made once each.
+local hist_names = setmetatable({}, {__index = function(t, index)
+  local name = 'h:' .. index
+  t[index] = name
+  return name
+end})
+local count_names = setmetatable({}, {__index = function(t, status)
+  local name = 'c:' .. status
+  t[status] = name
+  return name
+end})
 
 -- (started, execId) ordering of the read indexes: is a after b?
 local function later(a_started, a_id, b_started, b_id)
   return a_started > b_started or (a_started == b_started and a_id >= b_id)
-end
-
--- Index entries are gathered per sorted set and written after the loop, many per ZADD.
-local entries, completed = {}, {}
-local function index(key, started, exec_id)
-  local list = entries[key]
-  if list == nil then
-    list = {}
-    entries[key] = list
-  end
-  list[#list + 1] = started
-  list[#list + 1] = exec_id
 end
 
 -- `command key <values...>`, at most CHUNK values a call (unpack has a limit).
@@ -110,108 +65,258 @@ local CHUNK = 1000
 local function call_chunked(command, key, values)
   for first = 1, #values, CHUNK do
     local last = math.min(first + CHUNK - 1, #values)
-    redis.call(command, key, unpack(values, first, last))
+    call(command, key, unpack(values, first, last))
   end
 end
 
+-- Index entries are gathered per sorted set and written after the loop, many per ZADD.
+local entries, completed = {}, {}
+local job_entries = {} -- job id -> its index's entries
+local all_entries = {}
+entries[all_index] = all_entries
+local statuses, latest = {}, {}
+
+-- groups[jobId][minute][version] = {c = {status -> n}, dn, ds, lo, hi, h = {index -> n},
+--   first, last}: the final runs of the batch, added up.
+local groups = {}
+
 local result = {}
+local n_all = 0
 for i = FIRST, #ARGV, STRIDE do
   local exec_id, job_id, status = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local started = tonumber(ARGV[i + 3])
+  local started_text = ARGV[i + 3]
+  local started = tonumber(started_text)
   local final = status ~= 'running'
   local key = prefix .. 'x:' .. exec_id
-  local current = redis.call('GETRANGE', key, 0, 0)
-  local code = 0
-  if current == '' then
-    code = 1
-  elseif current == 'R' and final then
-    code = 2
+  local value = (final and 'F' or 'R') .. ARGV[i + 7]
+  -- New (the common case): one SET. Otherwise only a final run may replace a `running` one.
+  local code = 1
+  if not call('SET', key, value, 'PX', ttl_text, 'NX') then
+    code = 0
+    if final and call('GETRANGE', key, 0, 0) == 'R' then
+      call('SET', key, value, 'PX', ttl_text)
+      code = 2
+    end
   end
   if code > 0 then
-    redis.call('SET', key, (final and 'F' or 'R') .. ARGV[i + 7], 'PX', ttl)
-    index(prefix .. 'j:' .. job_id, started, exec_id)
-    index(all_index, started, exec_id)
-    index(status_prefix .. status, started, exec_id)
-    statuses[status] = true
+    local list = job_entries[job_id]
+    if list == nil then
+      list = {}
+      job_entries[job_id] = list
+    end
+    list[#list + 1] = started_text
+    list[#list + 1] = exec_id
+    all_entries[n_all + 1] = started_text
+    all_entries[n_all + 2] = exec_id
+    n_all = n_all + 2
+    local by_status = statuses[status]
+    if by_status == nil then
+      by_status = {}
+      statuses[status] = by_status
+    end
+    by_status[#by_status + 1] = started_text
+    by_status[#by_status + 1] = exec_id
     if code == 2 then completed[#completed + 1] = exec_id end
-    jobs[job_id] = true
     local best = latest[job_id]
     if best == nil or later(started, exec_id, best[1], best[2]) then
       latest[job_id] = {started, exec_id, status}
     end
     if final then
-      local duration = nil
-      if ARGV[i + 4] ~= '' then duration = tonumber(ARGV[i + 4]) end
-      local hist = ARGV[i + 5]
-      local hist_field = 'h:' .. hist
-      local seconds = math.floor(started / 1000)
-      for _, r in ipairs(resolutions) do
-        local bucket = tostring(seconds - seconds % r[2])
-        local job_key = prefix .. 'mj:' .. r[1] .. ':' .. bucket .. ':' .. job_id
-        local tenant_key = prefix .. 'mt:' .. r[1] .. ':' .. bucket
-        account(job_key, status, duration, hist_field)
-        account(tenant_key, status, duration, hist_field)
-        expiry[job_key] = r[3]
-        expiry[tenant_key] = r[3]
+      local seconds = floor(started / 1000)
+      local minute = seconds - seconds % 60
+      local by_job = groups[job_id]
+      if by_job == nil then
+        by_job = {}
+        groups[job_id] = by_job
       end
-      local hour = seconds - seconds % 3600
-      roll(prefix .. 'r:' .. job_id, prefix .. 'rh:' .. job_id, hour, status, duration, hist)
-      roll(prefix .. 'rt', prefix .. 'rth', hour, status, duration, hist)
+      local by_minute = by_job[minute]
+      if by_minute == nil then
+        by_minute = {}
+        by_job[minute] = by_minute
+      end
       local version = ARGV[i + 6]
-      if version ~= '' then
-        local version_key = prefix .. 'mv:' .. job_id .. ':' .. version
-        account(version_key, status, duration, hist_field)
-        expiry[version_key] = math.floor(ttl / 1000)
-        local seen = versions[version_key]
-        if seen == nil then
-          versions[version_key] = {started, started, job_id, version}
-        else
-          if started < seen[1] then seen[1] = started end
-          if started > seen[2] then seen[2] = started end
-        end
+      local group = by_minute[version]
+      if group == nil then
+        group = {c = {}, dn = 0, ds = 0, h = {}, first = started, last = started}
+        by_minute[version] = group
+      else
+        if started < group.first then group.first = started end
+        if started > group.last then group.last = started end
+      end
+      local c = group.c
+      c[status] = (c[status] or 0) + 1
+      local text = ARGV[i + 4]
+      if text ~= '' then
+        local duration = tonumber(text)
+        group.dn = group.dn + 1
+        group.ds = group.ds + duration
+        local lo, hi = group.lo, group.hi
+        if lo == nil or duration < lo then group.lo = duration end
+        if hi == nil or duration > hi then group.hi = duration end
+        local hist = ARGV[i + 5]
+        local h = group.h
+        h[hist] = (h[hist] or 0) + 1
       end
     end
   end
   result[#result + 1] = code
 end
 
-for key, list in pairs(entries) do call_chunked('ZADD', key, list) end
+for job_id, list in pairs(job_entries) do entries[prefix .. 'j:' .. job_id] = list end
+for status, list in pairs(statuses) do entries[status_prefix .. status] = list end
+for key, list in pairs(entries) do
+  if #list > 0 then call_chunked('ZADD', key, list) end
+end
 -- A `running` entry completed in this batch leaves its index after being added to it.
 if #completed > 0 then call_chunked('ZREM', status_prefix .. 'running', completed) end
 
-for key, fields in pairs(counts) do
-  for field, value in pairs(fields) do
-    if field == 'ds' then
-      redis.call('HINCRBYFLOAT', key, field, tostring(value))
-    else
-      redis.call('HINCRBY', key, field, value)
+-- Metrics: every key's increments, then one read and one write per key.
+local sums, order, expiry = {}, {}, {}
+
+-- Add group `g` to the sums of `key` (histogram fields only when `with_hist`).
+local function add(key, g, with_hist, seconds)
+  local s = sums[key]
+  if s == nil then
+    s = {c = {}, dn = 0, ds = 0, h = {}}
+    sums[key] = s
+    order[#order + 1] = key
+    expiry[key] = seconds
+  end
+  local c = s.c
+  for status, n in pairs(g.c) do c[status] = (c[status] or 0) + n end
+  if g.dn > 0 then
+    s.dn = s.dn + g.dn
+    s.ds = s.ds + g.ds
+    if s.lo == nil or g.lo < s.lo then s.lo = g.lo end
+    if s.hi == nil or g.hi > s.hi then s.hi = g.hi end
+    if with_hist then
+      local h = s.h
+      for index, n in pairs(g.h) do h[index] = (h[index] or 0) + n end
+    end
+  end
+  return s
+end
+
+-- Rolling summaries: the `from` hour of each, read once.
+local rolling_from = {}
+local function rolling_start(key)
+  local from = rolling_from[key]
+  if from == nil then
+    from = tonumber(call('HGET', key, 'from')) or false
+    rolling_from[key] = from
+  end
+  return from
+end
+local dense_counts = {}
+local function roll(key, dense, hour, g)
+  local from = rolling_start(key)
+  if from and hour >= from and hour < from + span then
+    add(key, g, false, rolling_ttl)
+    -- The two keys of a summary live and expire together.
+    expiry[dense] = rolling_ttl
+    if g.dn > 0 then
+      local counters = dense_counts[dense]
+      if counters == nil then
+        counters = {}
+        dense_counts[dense] = counters
+      end
+      for index, n in pairs(g.h) do counters[index] = (counters[index] or 0) + n end
     end
   end
 end
 
--- Extremes: one HMGET of the stored ones per key, one HSET of those this batch beats.
-for key, low in pairs(lows) do
-  local names, wanted = {}, {}
-  for field, value in pairs(low) do
-    names[#names + 1] = field
-    wanted[#wanted + 1] = value
-  end
-  local n = #names
-  for field, value in pairs(highs[key]) do
-    names[#names + 1] = field
-    wanted[#wanted + 1] = value
-  end
-  local stored = redis.call('HMGET', key, unpack(names))
-  local update = {}
-  for i = 1, #names do
-    local current = tonumber(stored[i])
-    local value = wanted[i]
-    if current == nil or (i <= n and value < current) or (i > n and value > current) then
-      update[#update + 1] = names[i]
-      update[#update + 1] = tostring(value)
+local tenant_keys = {} -- minute -> the tenant's minute, hour and day keys, then the jobs'
+-- key prefixes
+local versions_seen = {}
+-- Time buckets keep the TTL they got when created (their start is at most the time of their
+-- first write, so they live at least as long as promised); summaries and versions have
+-- theirs renewed by each write.
+local fixed_ttl = {}
+for job_id, by_job in pairs(groups) do
+  local job_part = ':' .. job_id
+  for minute, by_minute in pairs(by_job) do
+    local hour = minute - minute % 3600
+    local day = minute - minute % 86400
+    local tk = tenant_keys[minute]
+    if tk == nil then
+      local m, h, d = format('%d', minute), format('%d', hour), format('%d', day)
+      tk = {prefix .. 'mt:m:' .. m, prefix .. 'mt:h:' .. h, prefix .. 'mt:d:' .. d,
+            prefix .. 'mj:m:' .. m, prefix .. 'mj:h:' .. h, prefix .. 'mj:d:' .. d}
+      tenant_keys[minute] = tk
+    end
+    local job_minute = tk[4] .. job_part
+    local job_hour = tk[5] .. job_part
+    local job_day = tk[6] .. job_part
+    for version, g in pairs(by_minute) do
+      add(job_minute, g, true, minute_ttl)
+      add(job_hour, g, true, hour_ttl)
+      add(job_day, g, true, day_ttl)
+      add(tk[1], g, true, minute_ttl)
+      add(tk[2], g, true, hour_ttl)
+      add(tk[3], g, true, day_ttl)
+      fixed_ttl[job_minute], fixed_ttl[job_hour], fixed_ttl[job_day] = true, true, true
+      fixed_ttl[tk[1]], fixed_ttl[tk[2]], fixed_ttl[tk[3]] = true, true, true
+      roll(prefix .. 'r:' .. job_id, prefix .. 'rh:' .. job_id, hour, g)
+      roll(prefix .. 'rt', prefix .. 'rth', hour, g)
+      if version ~= '' then
+        local version_key = prefix .. 'mv:' .. job_id .. ':' .. version
+        local s = add(version_key, g, true, version_ttl)
+        if s.first == nil or g.first < s.first then s.first = g.first end
+        if s.last == nil or g.last > s.last then s.last = g.last end
+        versions_seen[version_key] = {job_id, version}
+      end
     end
   end
-  if #update > 0 then redis.call('HSET', key, unpack(update)) end
+end
+
+-- One HMGET and one HSET per key. Counters and the sum add to the stored values, extremes
+-- (and a version's first/last start) replace them when this batch beats them.
+local ADD, LOW, HIGH = 0, 1, 2
+for _, key in ipairs(order) do
+  local s = sums[key]
+  local names, values, kinds, n = {}, {}, {}, 0
+  for status, count in pairs(s.c) do
+    n = n + 1
+    names[n], values[n], kinds[n] = count_names[status], count, ADD
+  end
+  if s.dn > 0 then
+    names[n + 1], values[n + 1], kinds[n + 1] = 'dn', s.dn, ADD
+    names[n + 2], values[n + 2], kinds[n + 2] = 'ds', s.ds, ADD
+    names[n + 3], values[n + 3], kinds[n + 3] = 'dmin', s.lo, LOW
+    names[n + 4], values[n + 4], kinds[n + 4] = 'dmax', s.hi, HIGH
+    n = n + 4
+    for index, count in pairs(s.h) do
+      n = n + 1
+      names[n], values[n], kinds[n] = hist_names[index], count, ADD
+    end
+  end
+  if s.first ~= nil then
+    names[n + 1], values[n + 1], kinds[n + 1] = 'first', s.first, LOW
+    names[n + 2], values[n + 2], kinds[n + 2] = 'last', s.last, HIGH
+    n = n + 2
+  end
+  local stored = call('HMGET', key, unpack(names))
+  local update, m = {}, 0
+  local existed = false
+  for i = 1, n do
+    local current = tonumber(stored[i])
+    if current ~= nil then existed = true end
+    local value, kind = values[i], kinds[i]
+    if current ~= nil then
+      if kind == ADD then
+        value = current + value
+      elseif (kind == LOW and value >= current) or (kind == HIGH and value <= current) then
+        value = nil
+      end
+    end
+    if value ~= nil then
+      update[m + 1] = names[i]
+      update[m + 2] = num(value)
+      m = m + 2
+    end
+  end
+  if m > 0 then call('HSET', key, unpack(update)) end
+  if existed and fixed_ttl[key] then expiry[key] = nil end
 end
 
 -- Summary histograms: one BITFIELD per string, every counter it touches.
@@ -223,51 +328,51 @@ for key, counters in pairs(dense_counts) do
     ops[#ops + 1] = '#' .. index
     ops[#ops + 1] = n
   end
-  redis.call('BITFIELD', key, unpack(ops))
+  call('BITFIELD', key, unpack(ops))
 end
 
 for key, seconds in pairs(expiry) do
-  redis.call('EXPIRE', key, seconds)
+  call('EXPIRE', key, seconds)
 end
 
--- Versions seen: first and last start of each, and the job's set of versions.
-for key, seen in pairs(versions) do
-  local first = tonumber(redis.call('HGET', key, 'first'))
-  if first == nil or seen[1] < first then redis.call('HSET', key, 'first', seen[1]) end
-  local last = tonumber(redis.call('HGET', key, 'last'))
-  if last == nil or seen[2] > last then redis.call('HSET', key, 'last', seen[2]) end
-  local set = prefix .. 'vs:' .. seen[3]
-  redis.call('SADD', set, seen[4])
-  redis.call('PEXPIRE', set, ttl)
+-- Each job's set of versions.
+for _, seen in pairs(versions_seen) do
+  local set = prefix .. 'vs:' .. seen[1]
+  call('SADD', set, seen[2])
+  call('PEXPIRE', set, ttl_text)
 end
 
--- The latest run of each job: "startedMs|status|execId".
+-- The latest run of each job: "startedMs|status|execId", one HMGET and one HSET.
 local last_runs = prefix .. 'last'
-for job_id, best in pairs(latest) do
-  local stored = redis.call('HGET', last_runs, job_id)
-  local replace = true
-  if stored then
-    local s_started, s_status, s_id = string.match(stored, '^(%d+)|([^|]*)|(.*)$')
-    replace = later(best[1], best[2], tonumber(s_started), s_id)
+local job_ids = {}
+for job_id, _ in pairs(latest) do job_ids[#job_ids + 1] = job_id end
+for first = 1, #job_ids, CHUNK do
+  local last = math.min(first + CHUNK - 1, #job_ids)
+  local stored = call('HMGET', last_runs, unpack(job_ids, first, last))
+  local update = {}
+  for i = first, last do
+    local job_id = job_ids[i]
+    local best = latest[job_id]
+    local replace = true
+    local found = stored[i - first + 1]
+    if found then
+      local s_started, _, s_id = string.match(found, '^(%d+)|([^|]*)|(.*)$')
+      replace = later(best[1], best[2], tonumber(s_started), s_id)
+    end
+    if replace then
+      update[#update + 1] = job_id
+      update[#update + 1] = format('%d', best[1]) .. '|' .. best[3] .. '|' .. best[2]
+    end
   end
-  if replace then
-    redis.call('HSET', last_runs, job_id, best[1] .. '|' .. best[3] .. '|' .. best[2])
-  end
+  if #update > 0 then call('HSET', last_runs, unpack(update)) end
 end
 
 -- Executions expire by TTL; their index entries are trimmed here, by age.
-local horizon = '(' .. tostring(now - ttl)
-for job_id, _ in pairs(jobs) do
-  local index = prefix .. 'j:' .. job_id
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', horizon)
-  redis.call('PEXPIRE', index, ttl)
-end
-if next(jobs) ~= nil then
-  redis.call('ZREMRANGEBYSCORE', all_index, '-inf', horizon)
-  redis.call('PEXPIRE', all_index, ttl)
-  for status, _ in pairs(statuses) do
-    redis.call('ZREMRANGEBYSCORE', status_prefix .. status, '-inf', horizon)
-    redis.call('PEXPIRE', status_prefix .. status, ttl)
+local horizon = '(' .. format('%d', now - ttl)
+for key, list in pairs(entries) do
+  if #list > 0 then
+    call('ZREMRANGEBYSCORE', key, '-inf', horizon)
+    call('PEXPIRE', key, ttl_text)
   end
 end
 return result

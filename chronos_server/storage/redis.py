@@ -177,6 +177,23 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         """One EVALSHA per batch (see `_ingest.lua`)."""
         if not events:
             return IngestOutcome()
+        keys, args = self.ingest_arguments(tenant, events, payloads)
+        codes = await _guard(self._ingest(keys=keys, args=args))
+        outcome = IngestOutcome()
+        for event, code in zip(events, codes, strict=True):
+            if code:
+                outcome.stored.append(event)
+            else:
+                outcome.duplicates += 1
+        return outcome
+
+    def ingest_arguments(
+        self,
+        tenant: str,
+        events: Sequence[ExecutionEvent],
+        payloads: Sequence[str] | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the `_ingest.lua` call for one batch."""
         prefix = self._prefix(tenant)
         args: list[Any] = [
             prefix,
@@ -201,14 +218,7 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
                 event.job_version or "",
                 payload,
             )
-        codes = await _guard(self._ingest(keys=[prefix + "jobs"], args=args))
-        outcome = IngestOutcome()
-        for event, code in zip(events, codes, strict=True):
-            if code:
-                outcome.stored.append(event)
-            else:
-                outcome.duplicates += 1
-        return outcome
+        return [prefix + "jobs"], args
 
     async def get_execution(self, tenant: str, exec_id: str) -> ExecutionEvent | None:
         """One execution of the tenant."""

@@ -343,3 +343,36 @@ async def test_accounts(stores: Stores) -> None:
 async def test_ready(stores: Stores) -> None:
     assert await stores.telemetry.ping()
     assert await stores.accounts.ping()
+
+
+async def test_redis_ingest_leaves_no_key_without_ttl(redis_prefix: str) -> None:
+    """Every key the Redis ingest script writes expires (but the per-job hashes): time buckets
+    keep the TTL they were created with, versions and summaries have theirs renewed."""
+    store = RedisTelemetryStore(REDIS_URL, key_prefix=redis_prefix)
+    inspect = redis.Redis.from_url(REDIS_URL)
+    await store.open()
+    try:
+        t = tenant()
+        prefix = tenant_prefix(redis_prefix, t)
+        first = [run(f"e{i}", job_version="1.0", duration_ms=10.0 + i) for i in range(5)]
+        await store.ingest_executions(t, first)
+        await store.window_stats(t, ["job-1"], NOW - timedelta(hours=23), NOW)
+        minute = f"{prefix}mj:m:{bucket_start(NOW.timestamp(), Resolution.MINUTE)}:job-1"
+        version = prefix + "mv:job-1:1.0"
+        inspect.expire(minute, 1_000)
+        inspect.expire(version, 1_000)
+        await store.ingest_executions(t, [run("late", job_version="1.0", duration_ms=0.5)])
+        assert 0 < inspect.ttl(minute) <= 1_000  # kept
+        assert inspect.ttl(version) > 1_000  # renewed
+        keys = [k.decode() for k in inspect.scan_iter(match=prefix + "*", count=1_000)]
+        assert minute in keys
+        assert version in keys
+        lasting = {prefix + "jobs", prefix + "last"}  # one entry per job, no TTL
+        assert [k for k in keys if k not in lasting and inspect.ttl(k) < 0] == []
+        [bucket] = await store.metrics(t, "job-1", Resolution.MINUTE, NOW, NOW)
+        assert bucket.counts == {"success": 6}
+        assert (bucket.duration_min, bucket.duration_max) == (0.5, 14.0)
+        assert bucket.duration_sum == sum(10.0 + i for i in range(5)) + 0.5
+    finally:
+        await store.close()
+        inspect.close()
