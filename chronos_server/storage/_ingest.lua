@@ -272,6 +272,7 @@ end
 -- One HMGET and one HSET per key. Counters and the sum add to the stored values, extremes
 -- (and a version's first/last start) replace them when this batch beats them.
 local ADD, LOW, HIGH = 0, 1, 2
+local existing = {}
 for _, key in ipairs(order) do
   local s = sums[key]
   local names, values, kinds, n = {}, {}, {}, 0
@@ -316,7 +317,10 @@ for _, key in ipairs(order) do
     end
   end
   if m > 0 then call('HSET', key, unpack(update)) end
-  if existed and fixed_ttl[key] then expiry[key] = nil end
+  if existed then
+    existing[key] = true
+    if fixed_ttl[key] then expiry[key] = nil end
+  end
 end
 
 -- Summary histograms: one BITFIELD per string, every counter it touches.
@@ -335,12 +339,15 @@ for key, seconds in pairs(expiry) do
   call('EXPIRE', key, seconds)
 end
 
--- Each job's set of versions.
-for _, seen in pairs(versions_seen) do
+-- Each job's set of versions. A version whose metrics existed is in it already: the set's TTL
+-- is renewed with them, so it outlives them.
+local version_sets = {}
+for version_key, seen in pairs(versions_seen) do
   local set = prefix .. 'vs:' .. seen[1]
-  call('SADD', set, seen[2])
-  call('PEXPIRE', set, ttl_text)
+  if not existing[version_key] then call('SADD', set, seen[2]) end
+  version_sets[set] = true
 end
+for set, _ in pairs(version_sets) do call('PEXPIRE', set, ttl_text) end
 
 -- The latest run of each job: "startedMs|status|execId", one HMGET and one HSET.
 local last_runs = prefix .. 'last'

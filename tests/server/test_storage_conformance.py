@@ -361,7 +361,8 @@ async def test_redis_ingest_leaves_no_key_without_ttl(redis_prefix: str) -> None
         version = prefix + "mv:job-1:1.0"
         inspect.expire(minute, 1_000)
         inspect.expire(version, 1_000)
-        await store.ingest_executions(t, [run("late", job_version="1.0", duration_ms=0.5)])
+        later = [run("late", job_version="1.0", duration_ms=0.5), run("v2", job_version="2.0")]
+        await store.ingest_executions(t, later)
         assert 0 < inspect.ttl(minute) <= 1_000  # kept
         assert inspect.ttl(version) > 1_000  # renewed
         keys = [k.decode() for k in inspect.scan_iter(match=prefix + "*", count=1_000)]
@@ -370,9 +371,11 @@ async def test_redis_ingest_leaves_no_key_without_ttl(redis_prefix: str) -> None
         lasting = {prefix + "jobs", prefix + "last"}  # one entry per job, no TTL
         assert [k for k in keys if k not in lasting and inspect.ttl(k) < 0] == []
         [bucket] = await store.metrics(t, "job-1", Resolution.MINUTE, NOW, NOW)
-        assert bucket.counts == {"success": 6}
-        assert (bucket.duration_min, bucket.duration_max) == (0.5, 14.0)
-        assert bucket.duration_sum == sum(10.0 + i for i in range(5)) + 0.5
+        assert bucket.counts == {"success": 7}
+        assert (bucket.duration_min, bucket.duration_max) == (0.5, 100.0)
+        assert bucket.duration_sum == sum(10.0 + i for i in range(5)) + 0.5 + 100.0
+        versions = {v.version: v.metrics.total for v in await store.version_stats(t, "job-1")}
+        assert versions == {"1.0": 6, "2.0": 1}
     finally:
         await store.close()
         inspect.close()
