@@ -270,53 +270,53 @@ for job_id, by_job in pairs(groups) do
 end
 
 -- One HMGET and one HSET per key. Counters and the sum add to the stored values, extremes
--- (and a version's first/last start) replace them when this batch beats them.
-local ADD, LOW, HIGH = 0, 1, 2
+-- (and a version's first/last start) replace them when this batch beats them. The fields are
+-- listed extremes first, as (lowest, highest) pairs, then the sums.
 local existing = {}
 for _, key in ipairs(order) do
   local s = sums[key]
-  local names, values, kinds, n = {}, {}, {}, 0
-  for status, count in pairs(s.c) do
-    n = n + 1
-    names[n], values[n], kinds[n] = count_names[status], count, ADD
-  end
+  local names, values, n = {}, {}, 0
   if s.dn > 0 then
-    names[n + 1], values[n + 1], kinds[n + 1] = 'dn', s.dn, ADD
-    names[n + 2], values[n + 2], kinds[n + 2] = 'ds', s.ds, ADD
-    names[n + 3], values[n + 3], kinds[n + 3] = 'dmin', s.lo, LOW
-    names[n + 4], values[n + 4], kinds[n + 4] = 'dmax', s.hi, HIGH
-    n = n + 4
-    for index, count in pairs(s.h) do
-      n = n + 1
-      names[n], values[n], kinds[n] = hist_names[index], count, ADD
-    end
+    names[1], names[2], values[1], values[2], n = 'dmin', 'dmax', s.lo, s.hi, 2
   end
   if s.first ~= nil then
-    names[n + 1], values[n + 1], kinds[n + 1] = 'first', s.first, LOW
-    names[n + 2], values[n + 2], kinds[n + 2] = 'last', s.last, HIGH
+    names[n + 1], names[n + 2], values[n + 1], values[n + 2] = 'first', 'last', s.first, s.last
     n = n + 2
+  end
+  local extremes = n
+  for status, count in pairs(s.c) do
+    n = n + 1
+    names[n], values[n] = count_names[status], count
+  end
+  if s.dn > 0 then
+    names[n + 1], names[n + 2], values[n + 1], values[n + 2] = 'dn', 'ds', s.dn, s.ds
+    n = n + 2
+    for index, count in pairs(s.h) do
+      n = n + 1
+      names[n], values[n] = hist_names[index], count
+    end
   end
   local stored = call('HMGET', key, unpack(names))
   local update, m = {}, 0
   local existed = false
-  for i = 1, n do
-    local current = tonumber(stored[i])
+  for i = 1, extremes do
+    local value, current = values[i], tonumber(stored[i])
     if current ~= nil then existed = true end
-    local value, kind = values[i], kinds[i]
-    if current ~= nil then
-      if kind == ADD then
-        value = current + value
-      elseif (kind == LOW and value >= current) or (kind == HIGH and value <= current) then
-        value = nil
-      end
-    end
-    if value ~= nil then
-      update[m + 1] = names[i]
-      update[m + 2] = num(value)
+    if current == nil or (i % 2 == 1 and value < current) or (i % 2 == 0 and value > current) then
+      update[m + 1], update[m + 2] = names[i], num(value)
       m = m + 2
     end
   end
-  if m > 0 then call('HSET', key, unpack(update)) end
+  for i = extremes + 1, n do
+    local value, current = values[i], stored[i]
+    if current then
+      existed = true
+      value = tonumber(current) + value
+    end
+    update[m + 1], update[m + 2] = names[i], num(value)
+    m = m + 2
+  end
+  call('HSET', key, unpack(update))
   if existed then
     existing[key] = true
     if fixed_ttl[key] then expiry[key] = nil end
