@@ -27,7 +27,6 @@ the same slot, which is what Redis Cluster requires.
 from __future__ import annotations
 
 import importlib.resources
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -37,6 +36,7 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 import redis.asyncio as aioredis
+from pydantic import TypeAdapter
 from redis.exceptions import RedisError
 
 from chronos_core._models import ExecutionEvent, ExecutionIngested, JobDefinition
@@ -283,6 +283,9 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         return int(removed)
 
 
+_INGESTED_LIST: TypeAdapter[list[ExecutionIngested]] = TypeAdapter(list[ExecutionIngested])
+"""Serialises a published batch in one call (the same JSON as each item's `to_wire()`)."""
+
 _PUBLISH_LUA = """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -304,7 +307,7 @@ def _stream_id(value: str) -> tuple[int, int] | None:
 
 
 def _entry(entry_id: str, payload: str | bytes) -> BrokerEntry:
-    items = tuple(ExecutionIngested.model_validate(item) for item in json.loads(payload))
+    items = tuple(_INGESTED_LIST.validate_json(payload))
     return BrokerEntry(id=entry_id, items=items)
 
 
@@ -361,7 +364,7 @@ class RedisBroker:
         if not items:
             return
         self._require()
-        payload = json.dumps([item.to_wire() for item in items], separators=(",", ":"))
+        payload = _INGESTED_LIST.dump_json(list(items), by_alias=True, exclude_none=True)
         await _guard(
             self._publish(
                 keys=[self.stream_key(tenant)],
