@@ -263,6 +263,8 @@ class BatchExporter:
         self._closed = True
         self._stop.set()
         self._wakeup.set()
+        # Nothing to reset in a forked child (see `_after_fork_in_child`).
+        _live_exporters.discard(self)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(deadline - time.monotonic(), 0))
@@ -315,8 +317,19 @@ class BatchExporter:
             self._thread.start()
 
     def _after_fork_in_child(self) -> None:
-        """The child gets its own queue and thread; the parent's pending events stay there."""
+        """The child gets its own queue and thread; the parent's pending events stay there.
+
+        What the replaced state held (queued events, the HTTP client and its connection pool)
+        stays referenced rather than freed: freeing it would write to each of those objects
+        (reference counts), and every page a child writes after a fork is copied. An RQ
+        worker forks a work horse per job, so that would be paid on every job.
+        """
+        closed = self._closed
+        self._inherited = tuple(vars(self).values())
         self._init_state()
+        if closed:  # a shut-down exporter stays shut down in the child
+            self._closed = True
+            self._stop.set()
 
     def _take(self, limit: int) -> list[ExecutionEvent | DeferredEvent]:
         batch: list[ExecutionEvent | DeferredEvent] = []

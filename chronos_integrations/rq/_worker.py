@@ -86,7 +86,6 @@ class ChronosWorkerMixin:
     _chronos_disabled = False
     _chronos_killed: int | None = None
     _chronos_cron: Any = None
-    _chronos_inherited: Any = None
 
     # -- configuration -----------------------------------------------------------------
 
@@ -142,15 +141,6 @@ class ChronosWorkerMixin:
                 channel = HorseChannel()
             except Exception:
                 logger.warning("chronos: no channel to the work horse", exc_info=True)
-            # Every page a horse writes is copied from the parent (copy-on-write), and in
-            # Python touching an object writes its reference count: each object the horse
-            # touches or frees costs a page fault. In a forked child the exporter replaces
-            # its state (a child must not share the parent's queue, locks or HTTP client);
-            # what it replaces would be freed in every horse, touching each of its objects
-            # (the queued events, the client's connection pool) for nothing: the horse
-            # reports through the channel. Holding references here keeps all of it alive,
-            # and untouched, until the horse's os._exit().
-            self._chronos_inherited = _state_of(setup[0])
         self._chronos_channel = channel
         self._chronos_killed = None
         try:
@@ -286,14 +276,6 @@ class ChronosWorkerMixin:
         exporter = sink if in_horse and isinstance(sink, BatchExporter) else None
         if exporter is not None and not exporter.flush(self.chronos_horse_flush_timeout):
             logger.warning("chronos: the work horse exits with events unsent")
-
-
-def _state_of(sink: EventSink) -> tuple[Any, ...]:
-    """References to everything `sink` holds now (see `fork_work_horse`)."""
-    try:
-        return tuple(vars(sink).values())
-    except TypeError:  # a sink without a __dict__
-        return ()
 
 
 def _execution_id(worker: Any, job: Any) -> str:

@@ -299,6 +299,27 @@ def test_forked_child_sends_its_own_events_not_the_parents(
     exporter.shutdown(1)
 
 
+def test_a_shut_down_exporter_stays_shut_down_in_a_forked_child(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(recording_server.url, flush_interval=60)
+    exporter.record(make_event(0, job_id="parent"))
+    assert exporter.shutdown(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            refused = not exporter.record(make_event(1, job_id="child"))
+            code = 0 if refused and exporter.stats().dropped == {"shutdown": 1} else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert recording_server.acknowledged_exec_ids() == ["parent:0"]
+
+
 def test_exporter_log_records_do_not_loop_back(
     recording_server: RecordingServer, caplog: pytest.LogCaptureFixture
 ) -> None:
