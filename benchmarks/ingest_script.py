@@ -1,11 +1,12 @@
-"""Redis time of the store's ingest script alone, per batch of 1,000 events.
+"""Redis time of the store's ingest script alone, per batch (1,000 events, or `--batch-size`).
 
     flock /tmp/chronos-bench.lock .venv/bin/python benchmarks/ingest_script.py \
-        [--redis-url redis://127.0.0.1:6379/0] [--batches 30] [--jobs 200] [--also FILE]
+        [--redis-url redis://127.0.0.1:6379/0] [--batches 30] [--jobs 200] [--batch-size 1000]
+        [--also FILE]
 
-Every batch is new events (1,000, spread over `--jobs` jobs, one version each, 5 % failed,
-started 20 ms apart from 30 minutes ago, so a batch touches one or two minute buckets), with
-the KEYS and ARGV the store builds for it (`RedisTelemetryStore.ingest_arguments`), prepared
+Every batch is new events (1,000 by default, spread over `--jobs` jobs, one version each, 5 %
+failed, started 20 ms apart from 30 minutes ago, so a batch touches one or two minute buckets),
+with the KEYS and ARGV the store builds for it (`RedisTelemetryStore.ingest_arguments`), prepared
 before the clock; the rolling summaries of every job and the tenant exist, as after a read.
 Each call is timed from send to reply on one connection (nothing else in flight).
 
@@ -37,6 +38,7 @@ from chronos_server.storage._metrics import ROLLING_HOURS, Resolution, bucket_st
 from chronos_server.storage.redis import _INGEST_LUA, RedisTelemetryStore, tenant_prefix
 
 BATCH = 1_000
+"""Events per batch by default (`--batch-size 100` is the SDK's default batch)."""
 TRIVIAL_LUA = "return 1"
 
 
@@ -90,6 +92,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=BATCH)
     parser.add_argument(
         "--also",
         action="append",
@@ -98,6 +101,7 @@ def main() -> None:
         help="another version of the script to measure in the same run (e.g. from git show)",
     )
     options = parser.parse_args()
+    size = options.batch_size
 
     key_prefix = f"chronos-bench-{uuid.uuid4().hex[:8]}:"
     store = RedisTelemetryStore(options.redis_url, key_prefix=key_prefix)
@@ -108,7 +112,7 @@ def main() -> None:
         trivial = client.script_load(TRIVIAL_LUA)
         scripts = [("ingest script", _INGEST_LUA)]
         scripts += [(path, Path(path).read_text()) for path in options.also]
-        print(f"{options.batches} batches of {BATCH} events, {options.jobs} jobs")
+        print(f"{options.batches} batches of {size} events, {options.jobs} jobs")
         for name, source in scripts:
             # Each script on new executions of its own tenant, after its own baseline.
             tenant = f"bench-{len(name)}-{uuid.uuid4().hex[:6]}"
@@ -119,7 +123,7 @@ def main() -> None:
             client.hset(prefix + "rt", "from", first_hour)
             calls = []
             for b in range(options.batches):
-                events = make_events("run", options.jobs, b * BATCH, BATCH)
+                events = make_events("run", options.jobs, b * size, size)
                 payloads = [encode_event(e) for e in events]
                 calls.append(store.ingest_arguments(tenant, events, payloads))
             base, base_redis = timed(client, trivial, calls)
@@ -132,7 +136,7 @@ def main() -> None:
             print(
                 f"  {name}: median {work_ms:.2f} ms, mean {statistics.mean(work):.2f} ms, "
                 f"redis {work_redis:.2f} ms per batch; minus baseline "
-                f"{(work_ms - base_ms) * 1000 / BATCH:.1f} us per event; "
+                f"{(work_ms - base_ms) * 1000 / size:.1f} us per event; "
                 f"ratio {work_ms / base_ms:.1f}x baseline"
             )
     finally:

@@ -18,8 +18,10 @@
 -- Where the time goes: Redis commands cost more than Lua table work, so the loop over the
 -- events only stores each execution, queues its index entries and adds it to one group per
 -- (job, minute, version); after the loop the groups are added up per metrics key, and each
--- key is written with one HMGET, one HSET (counters, sums, extremes computed here: the
--- script runs atomically) and one EXPIRE, whatever the number of fields.
+-- key is written with one HMGET and one HSET (counters, sums, extremes computed here: the
+-- script runs atomically), whatever the number of fields; an EXPIRE only when the key is new
+-- or its TTL is due for renewal (see RENEW). A rolling summary's `from` comes with its HMGET.
+-- The read indexes are not trimmed here but by the periodic purge.
 local prefix = ARGV[1]
 -- Numbers passed to Redis go as strings where they came as strings (ARGV): Redis would format
 -- a Lua number with printf, a cost that adds up over thousands of arguments.
@@ -173,15 +175,8 @@ if #completed > 0 then call_chunked('ZREM', status_prefix .. 'running', complete
 -- Metrics: every key's increments, then one read and one write per key.
 local sums, order, expiry = {}, {}, {}
 
--- Add group `g` to the sums of `key` (histogram fields only when `with_hist`).
-local function add(key, g, with_hist, seconds)
-  local s = sums[key]
-  if s == nil then
-    s = {c = {}, dn = 0, ds = 0, h = {}}
-    sums[key] = s
-    order[#order + 1] = key
-    expiry[key] = seconds
-  end
+-- Add group `g` to the sums `s` (histogram fields only when `with_hist`).
+local function accumulate(s, g, with_hist)
   local c = s.c
   for status, n in pairs(g.c) do c[status] = (c[status] or 0) + n end
   if g.dn > 0 then
@@ -194,44 +189,44 @@ local function add(key, g, with_hist, seconds)
       for index, n in pairs(g.h) do h[index] = (h[index] or 0) + n end
     end
   end
+end
+
+local function empty() return {c = {}, dn = 0, ds = 0, h = {}} end
+
+-- Add group `g` to the sums of `key`, a key that gets `seconds` of TTL when new.
+local function add(key, g, seconds)
+  local s = sums[key]
+  if s == nil then
+    s = empty()
+    sums[key] = s
+    order[#order + 1] = key
+    expiry[key] = seconds
+  end
+  accumulate(s, g, true)
   return s
 end
 
--- Rolling summaries: the `from` hour of each, read once.
-local rolling_from = {}
-local function rolling_start(key)
-  local from = rolling_from[key]
-  if from == nil then
-    from = tonumber(call('HGET', key, 'from')) or false
-    rolling_from[key] = from
-  end
-  return from
-end
-local dense_counts = {}
+-- Rolling summaries: key -> {dense key, {{hour, group}, ...}}, written after the buckets (a
+-- group counts only when its hour is inside the summary's span, known once `from` is read).
+local rolling, rolling_order = {}, {}
 local function roll(key, dense, hour, g)
-  local from = rolling_start(key)
-  if from and hour >= from and hour < from + span then
-    add(key, g, false, rolling_ttl)
-    -- The two keys of a summary live and expire together.
-    expiry[dense] = rolling_ttl
-    if g.dn > 0 then
-      local counters = dense_counts[dense]
-      if counters == nil then
-        counters = {}
-        dense_counts[dense] = counters
-      end
-      for index, n in pairs(g.h) do counters[index] = (counters[index] or 0) + n end
-    end
+  local r = rolling[key]
+  if r == nil then
+    r = {dense, {}}
+    rolling[key] = r
+    rolling_order[#rolling_order + 1] = key
   end
+  local parts = r[2]
+  parts[#parts + 1] = {hour, g}
 end
 
 local tenant_keys = {} -- minute -> the tenant's minute, hour and day keys, then the jobs'
 -- key prefixes
 local versions_seen = {}
 -- Time buckets keep the TTL they got when created (their start is at most the time of their
--- first write, so they live at least as long as promised); summaries and versions have
--- theirs renewed by each write.
-local fixed_ttl = {}
+-- first write, so they live at least as long as promised). Summaries and versions are renewed
+-- (see RENEW below).
+local fixed_ttl, renewed_ttl = {}, {}
 for job_id, by_job in pairs(groups) do
   local job_part = ':' .. job_id
   for minute, by_minute in pairs(by_job) do
@@ -248,33 +243,31 @@ for job_id, by_job in pairs(groups) do
     local job_hour = tk[5] .. job_part
     local job_day = tk[6] .. job_part
     for version, g in pairs(by_minute) do
-      add(job_minute, g, true, minute_ttl)
-      add(job_hour, g, true, hour_ttl)
-      add(job_day, g, true, day_ttl)
-      add(tk[1], g, true, minute_ttl)
-      add(tk[2], g, true, hour_ttl)
-      add(tk[3], g, true, day_ttl)
+      add(job_minute, g, minute_ttl)
+      add(job_hour, g, hour_ttl)
+      add(job_day, g, day_ttl)
+      add(tk[1], g, minute_ttl)
+      add(tk[2], g, hour_ttl)
+      add(tk[3], g, day_ttl)
       fixed_ttl[job_minute], fixed_ttl[job_hour], fixed_ttl[job_day] = true, true, true
       fixed_ttl[tk[1]], fixed_ttl[tk[2]], fixed_ttl[tk[3]] = true, true, true
       roll(prefix .. 'r:' .. job_id, prefix .. 'rh:' .. job_id, hour, g)
       roll(prefix .. 'rt', prefix .. 'rth', hour, g)
       if version ~= '' then
         local version_key = prefix .. 'mv:' .. job_id .. ':' .. version
-        local s = add(version_key, g, true, version_ttl)
+        local s = add(version_key, g, version_ttl)
         if s.first == nil or g.first < s.first then s.first = g.first end
         if s.last == nil or g.last > s.last then s.last = g.last end
         versions_seen[version_key] = {job_id, version}
+        renewed_ttl[version_key] = true
       end
     end
   end
 end
 
--- One HMGET and one HSET per key. Counters and the sum add to the stored values, extremes
--- (and a version's first/last start) replace them when this batch beats them. The fields are
--- listed extremes first, as (lowest, highest) pairs, then the sums.
-local existing = {}
-for _, key in ipairs(order) do
-  local s = sums[key]
+-- The fields of sums `s`: names, values, their number and how many of them are extremes.
+-- Extremes come first, as (lowest, highest) pairs, then the counters and sums.
+local function fields_of(s)
   local names, values, n = {}, {}, 0
   if s.dn > 0 then
     names[1], names[2], values[1], values[2], n = 'dmin', 'dmax', s.lo, s.hi, 2
@@ -296,7 +289,12 @@ for _, key in ipairs(order) do
       names[n], values[n] = hist_names[index], count
     end
   end
-  local stored = call('HMGET', key, unpack(names))
+  return names, values, n, extremes
+end
+
+-- HSET arguments that add the first `n` fields to their `stored` values (extremes replace
+-- them when they beat them), and whether any of them was stored.
+local function merged(names, values, n, extremes, stored)
   local update, m = {}, 0
   local existed = false
   for i = 1, extremes do
@@ -316,6 +314,38 @@ for _, key in ipairs(order) do
     update[m + 1], update[m + 2] = names[i], num(value)
     m = m + 2
   end
+  return update, m, existed
+end
+
+-- Versions and summaries live for a TTL after their last write. Rather than an EXPIRE on every
+-- write, the TTL is set RENEW seconds longer than that, and the time of that renewal is kept in
+-- the hash (field `x`, read with the other fields): a write renews only when the last renewal
+-- is RENEW or more old, so every write is still followed by at least the TTL.
+local RENEW = 3600
+local now_s = floor(now / 1000)
+local now_text = format('%d', now_s)
+local function due(stored_x)
+  local x = tonumber(stored_x)
+  return x == nil or now_s - x >= RENEW or now_s < x
+end
+
+-- One HMGET and one HSET per key.
+local existing, renewed = {}, {}
+for _, key in ipairs(order) do
+  local names, values, n, extremes = fields_of(sums[key])
+  local renewable = renewed_ttl[key]
+  if renewable then names[n + 1] = 'x' end
+  local stored = call('HMGET', key, unpack(names))
+  local update, m, existed = merged(names, values, n, extremes, stored)
+  if renewable then
+    if due(stored[n + 1]) then
+      update[m + 1], update[m + 2] = 'x', now_text
+      expiry[key] = expiry[key] + RENEW
+      renewed[key] = true
+    else
+      expiry[key] = nil
+    end
+  end
   call('HSET', key, unpack(update))
   if existed then
     existing[key] = true
@@ -323,31 +353,80 @@ for _, key in ipairs(order) do
   end
 end
 
--- Summary histograms: one BITFIELD per string, every counter it touches.
-for key, counters in pairs(dense_counts) do
-  local ops = {'OVERFLOW', 'SAT'}
-  for index, n in pairs(counters) do
-    ops[#ops + 1] = 'INCRBY'
-    ops[#ops + 1] = 'u32'
-    ops[#ops + 1] = '#' .. index
-    ops[#ops + 1] = n
+-- Rolling summaries: one HMGET (`from`, `x` and the fields), one HSET, one BITFIELD on the
+-- histogram string for the groups inside the span; nothing when the summary does not exist.
+local rolling_renewed = tonumber(rolling_ttl) + RENEW
+for _, key in ipairs(rolling_order) do
+  local r = rolling[key]
+  local dense, parts = r[1], r[2]
+  local total = empty()
+  for _, part in ipairs(parts) do accumulate(total, part[2], false) end
+  local names, values, n, extremes = fields_of(total)
+  names[n + 1], names[n + 2] = 'from', 'x'
+  local stored = call('HMGET', key, unpack(names))
+  local from, stored_x = tonumber(stored[n + 1]), stored[n + 2]
+  if from then
+    local inside = {}
+    for _, part in ipairs(parts) do
+      if part[1] >= from and part[1] < from + span then inside[#inside + 1] = part[2] end
+    end
+    if #inside > 0 then
+      if #inside < #parts then
+        -- Some groups fall outside the span: the sums of the others, and their stored values.
+        local by_name = {}
+        for i = 1, n do by_name[names[i]] = stored[i] end
+        local s = empty()
+        for _, g in ipairs(inside) do accumulate(s, g, false) end
+        names, values, n, extremes = fields_of(s)
+        stored = {}
+        for i = 1, n do stored[i] = by_name[names[i]] or false end
+      end
+      local update, m = merged(names, values, n, extremes, stored)
+      local renew = due(stored_x)
+      if renew then update[m + 1], update[m + 2] = 'x', now_text end
+      call('HSET', key, unpack(update))
+      local counters, any = {}, false
+      for _, g in ipairs(inside) do
+        if g.dn > 0 then
+          for index, c in pairs(g.h) do
+            counters[index] = (counters[index] or 0) + c
+            any = true
+          end
+        end
+      end
+      if any then
+        local ops = {'OVERFLOW', 'SAT'}
+        for index, c in pairs(counters) do
+          ops[#ops + 1] = 'INCRBY'
+          ops[#ops + 1] = 'u32'
+          ops[#ops + 1] = '#' .. index
+          ops[#ops + 1] = c
+        end
+        call('BITFIELD', dense, unpack(ops))
+      end
+      -- The two keys of a summary live and expire together (`_window.lua` creates both).
+      if renew then
+        call('EXPIRE', key, rolling_renewed)
+        call('EXPIRE', dense, rolling_renewed)
+      end
+    end
   end
-  call('BITFIELD', key, unpack(ops))
 end
 
 for key, seconds in pairs(expiry) do
   call('EXPIRE', key, seconds)
 end
 
--- Each job's set of versions. A version whose metrics existed is in it already: the set's TTL
--- is renewed with them, so it outlives them.
+-- Each job's set of versions, renewed (for RENEW ms more than a version's metrics) with any of
+-- them, so it outlives them; a version whose metrics existed is in it already.
 local version_sets = {}
 for version_key, seen in pairs(versions_seen) do
   local set = prefix .. 'vs:' .. seen[1]
   if not existing[version_key] then call('SADD', set, seen[2]) end
-  version_sets[set] = true
+  if renewed[version_key] then version_sets[set] = true end
 end
-for set, _ in pairs(version_sets) do call('PEXPIRE', set, ttl_text) end
+local set_ttl = format('%d', ttl + RENEW * 1000)
+for set, _ in pairs(version_sets) do call('PEXPIRE', set, set_ttl) end
 
 -- The latest run of each job: "startedMs|status|execId", one HMGET and one HSET.
 local last_runs = prefix .. 'last'
@@ -374,12 +453,7 @@ for first = 1, #job_ids, CHUNK do
   if #update > 0 then call('HSET', last_runs, unpack(update)) end
 end
 
--- Executions expire by TTL; their index entries are trimmed here, by age.
-local horizon = '(' .. format('%d', now - ttl)
-for key, list in pairs(entries) do
-  if #list > 0 then
-    call('ZREMRANGEBYSCORE', key, '-inf', horizon)
-    call('PEXPIRE', key, ttl_text)
-  end
-end
+-- Executions expire by TTL. Their index entries are trimmed by age by the periodic purge
+-- (`RedisTelemetryStore.purge_expired`), not here: readers skip entries whose execution
+-- expired, and an index holds at most what arrives in one purge interval beyond the retention.
 return result

@@ -160,7 +160,9 @@ local function save(key, dense_key, scope, state, delta, rebuilt)
     if a ~= nil and (low == nil or a < low) then low = a end
     if b ~= nil and (high == nil or b > high) then high = b end
   end
-  state['dmin'], state['dmax'], state['from'] = low, high, from
+  -- `x` (when ingestion last renewed the TTL, see `_ingest.lua`) is dropped: the TTL set here
+  -- may be shorter than the one it renewed, so the next write renews it.
+  state['dmin'], state['dmax'], state['from'], state['x'] = low, high, from, nil
   local flat = flatten(state)
   redis.call('DEL', key)
   redis.call('HSET', key, unpack(flat))
@@ -173,7 +175,10 @@ local function save(key, dense_key, scope, state, delta, rebuilt)
       n = n + 4
     end
   end
-  if n > 2 then redis.call('BITFIELD', dense_key, unpack(ops)) end
+  -- The histogram string exists whenever the hash does (a zero counter when it has nothing):
+  -- ingestion's BITFIELD then never creates one without a TTL.
+  if n == 2 then ops[3], ops[4], ops[5], ops[6] = 'INCRBY', 'u32', '#0', 0 end
+  redis.call('BITFIELD', dense_key, unpack(ops))
   redis.call('EXPIRE', dense_key, ttl)
 end
 

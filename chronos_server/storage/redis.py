@@ -6,7 +6,8 @@ hash tag `{t:T}`, so one tenant lives in one slot of a Redis Cluster and a batch
     P{t:T}:jobs                        hash   job id -> job JSON
     P{t:T}:x:<execId>                  string "R" or "F" (running / final) + execution JSON,
                                               expires after the retention
-    P{t:T}:j:<jobId>                   zset   execId scored by startedAt (ms), trimmed by age
+    P{t:T}:j:<jobId>                   zset   execId scored by startedAt (ms), trimmed by age by
+                                              `purge_expired` (no TTL)
     P{t:T}:mj:<res>:<bucket>:<jobId>   hash   metrics of a job (fields in `_metrics`)
     P{t:T}:mt:<res>:<bucket>           hash   metrics of the tenant
     P{t:T}:r:<jobId>, P{t:T}:rt        hash   rolling 24-hour summary of a job / the tenant,
@@ -270,7 +271,8 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Trim the execution indexes (every sorted set) of every tenant; executions, metrics
-        and versions expire by TTL.
+        and versions expire by TTL. Ingestion does not trim the indexes: this does, every
+        purge interval.
 
         Returns the number of index entries removed.
         """

@@ -346,9 +346,12 @@ async def test_ready(stores: Stores) -> None:
 
 
 async def test_redis_ingest_leaves_no_key_without_ttl(redis_prefix: str) -> None:
-    """Every key the Redis ingest script writes expires (but the per-job hashes): time buckets
-    keep the TTL they were created with, versions and summaries have theirs renewed."""
-    store = RedisTelemetryStore(REDIS_URL, key_prefix=redis_prefix)
+    """Every key the Redis ingest script writes expires (but the per-job hashes, and the
+    indexes, which the purge trims: see the next test): time buckets
+    keep the TTL they were created with; versions and summaries have theirs renewed, by a write
+    an hour or more after the last renewal (which sets the TTL an hour longer)."""
+    clock = [NOW.timestamp()]
+    store = RedisTelemetryStore(REDIS_URL, key_prefix=redis_prefix, clock=lambda: clock[0])
     inspect = redis.Redis.from_url(REDIS_URL)
     await store.open()
     try:
@@ -356,26 +359,65 @@ async def test_redis_ingest_leaves_no_key_without_ttl(redis_prefix: str) -> None
         prefix = tenant_prefix(redis_prefix, t)
         first = [run(f"e{i}", job_version="1.0", duration_ms=10.0 + i) for i in range(5)]
         await store.ingest_executions(t, first)
-        await store.window_stats(t, ["job-1"], NOW - timedelta(hours=23), NOW)
+        await store.window_stats(t, ["job-1"], NOW - timedelta(hours=24), NOW)  # summaries
         minute = f"{prefix}mj:m:{bucket_start(NOW.timestamp(), Resolution.MINUTE)}:job-1"
-        version = prefix + "mv:job-1:1.0"
-        inspect.expire(minute, 1_000)
-        inspect.expire(version, 1_000)
+        version, versions = prefix + "mv:job-1:1.0", prefix + "vs:job-1"
+        summary, histogram = prefix + "r:job-1", prefix + "rh:job-1"
+        await store.ingest_executions(t, [run("again", job_version="1.0")])
+        retention = store.retention_seconds
+        assert inspect.ttl(version) > retention  # renewed for an hour more
+        assert inspect.pttl(versions) >= inspect.pttl(version)
+        assert inspect.ttl(summary) > 2 * 86_400
+        for key in (minute, version, summary, histogram):
+            inspect.expire(key, 1_000)
+        clock[0] += 1_800  # within the hour: not renewed
+        await store.ingest_executions(t, [run("soon", job_version="1.0", duration_ms=1.0)])
+        assert [inspect.ttl(k) for k in (version, summary, histogram)] == [1_000] * 3
+        clock[0] += 1_900  # an hour after the renewal: renewed
         later = [run("late", job_version="1.0", duration_ms=0.5), run("v2", job_version="2.0")]
         await store.ingest_executions(t, later)
         assert 0 < inspect.ttl(minute) <= 1_000  # kept
-        assert inspect.ttl(version) > 1_000  # renewed
+        assert inspect.ttl(version) > retention  # renewed
+        assert inspect.ttl(summary) > 2 * 86_400
+        assert inspect.ttl(histogram) > 2 * 86_400
+        assert inspect.pttl(versions) >= inspect.pttl(version)
         keys = [k.decode() for k in inspect.scan_iter(match=prefix + "*", count=1_000)]
-        assert minute in keys
-        assert version in keys
+        assert {minute, version, versions, summary, histogram} <= set(keys)
         lasting = {prefix + "jobs", prefix + "last"}  # one entry per job, no TTL
-        assert [k for k in keys if k not in lasting and inspect.ttl(k) < 0] == []
+        indexes = {prefix + "j:job-1", prefix + "all", prefix + "s:success"}  # by the purge
+        assert [k for k in keys if k not in lasting | indexes and inspect.ttl(k) < 0] == []
         [bucket] = await store.metrics(t, "job-1", Resolution.MINUTE, NOW, NOW)
-        assert bucket.counts == {"success": 7}
+        assert bucket.counts == {"success": 9}
         assert (bucket.duration_min, bucket.duration_max) == (0.5, 100.0)
-        assert bucket.duration_sum == sum(10.0 + i for i in range(5)) + 0.5 + 100.0
-        versions = {v.version: v.metrics.total for v in await store.version_stats(t, "job-1")}
-        assert versions == {"1.0": 6, "2.0": 1}
+        assert bucket.duration_sum == sum(10.0 + i for i in range(5)) + 1.0 + 0.5 + 200.0
+        versions_seen = {v.version: v.metrics.total for v in await store.version_stats(t, "job-1")}
+        assert versions_seen == {"1.0": 8, "2.0": 1}
+        stats = await store.window_stats(t, ["job-1"], NOW - timedelta(hours=24), NOW)
+        assert stats["job-1"].counts == {"success": 9}  # the `x` field is not a count
+    finally:
+        await store.close()
+        inspect.close()
+
+
+async def test_redis_indexes_are_trimmed_by_the_purge_alone(redis_prefix: str) -> None:
+    """Ingestion does not trim the execution indexes; the periodic purge does, by age, and an
+    index whose entries are all purged is gone, so index memory stays bounded."""
+    store = RedisTelemetryStore(REDIS_URL, key_prefix=redis_prefix, retention_seconds=86_400)
+    inspect = redis.Redis.from_url(REDIS_URL)
+    await store.open()
+    try:
+        t = tenant()
+        prefix = tenant_prefix(redis_prefix, t)
+        old = [run(f"old{i}", started_at=NOW - timedelta(days=2)) for i in range(3)]
+        await store.ingest_executions(t, [*old, run("new", started_at=NOW)])
+        indexes = [prefix + "j:job-1", prefix + "all", prefix + "s:success"]
+        assert [inspect.zcard(k) for k in indexes] == [4, 4, 4]  # not trimmed on write
+        assert await store.purge_expired(NOW.astimezone(UTC)) == 3 * 3
+        assert [inspect.zcard(k) for k in indexes] == [1, 1, 1]
+        assert [e.exec_id for e in await store.list_executions(t, "job-1")] == ["new"]
+        await store.purge_expired(NOW + timedelta(days=1, minutes=1))
+        zsets = list(inspect.scan_iter(match=prefix + "*", count=1_000, _type="zset"))
+        assert zsets == []
     finally:
         await store.close()
         inspect.close()
