@@ -16,8 +16,9 @@ of both, their difference per event, and the Redis-side time of the calls from
 `INFO commandstats` (EVALSHA usec, which includes the commands the script calls; only
 meaningful while nothing else runs scripts on that Redis). `--also FILE` measures another
 version of the script in the same run, on a tenant of its own, e.g. the committed one:
-`git show HEAD:chronos_server/storage/_ingest.lua > /tmp/before.lua`. Keys are deleted at the
-end.
+`git show HEAD:chronos_server/storage/_ingest.lua > /tmp/before.lua`; then the scripts are
+also run batch by batch in turn, on fresh tenants, and the median of the per-batch time ratios
+is printed (less sensitive to a machine whose load changes). Keys are deleted at the end.
 """
 
 from __future__ import annotations
@@ -87,6 +88,32 @@ def timed(
     return times, (after[1] - before[1]) / 1000 / max(n, 1)
 
 
+def interleaved(
+    client: redis.Redis,
+    scripts: list[tuple[str, str]],
+    calls: list[list[tuple[list[str], list[Any]]]],
+) -> None:
+    """The scripts batch by batch in turn (the order rotating), each on its own tenant, so a
+    machine whose load changes during the run slows them alike: the median of the per-batch
+    ratios to the first script."""
+    shas = [client.script_load(source) for _, source in scripts]
+    times: list[list[float]] = [[] for _ in scripts]
+    for b in range(len(calls[0])):
+        for k in range(len(scripts)):
+            j = (b + k) % len(scripts)
+            keys, args = calls[j][b]
+            began = time.perf_counter()
+            client.evalsha(shas[j], len(keys), *keys, *args)
+            times[j].append((time.perf_counter() - began) * 1000)
+    print("  interleaved, batch by batch:")
+    for j, (name, _) in enumerate(scripts):
+        ratio = statistics.median(t / f for t, f in zip(times[j], times[0], strict=True))
+        print(
+            f"    {name}: median {statistics.median(times[j]):.2f} ms per batch; "
+            f"median ratio to {scripts[0][0]} {ratio:.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -113,9 +140,10 @@ def main() -> None:
         scripts = [("ingest script", _INGEST_LUA)]
         scripts += [(path, Path(path).read_text()) for path in options.also]
         print(f"{options.batches} batches of {size} events, {options.jobs} jobs")
-        for name, source in scripts:
-            # Each script on new executions of its own tenant, after its own baseline.
-            tenant = f"bench-{len(name)}-{uuid.uuid4().hex[:6]}"
+
+        def prepare(label: str) -> list[tuple[list[str], list[Any]]]:
+            """The calls of every batch, on new executions of a tenant of their own."""
+            tenant = f"bench-{label}-{uuid.uuid4().hex[:6]}"
             prefix = tenant_prefix(key_prefix, tenant)
             # Rolling summaries in place, as after the jobs list was read this hour.
             for job in range(options.jobs):
@@ -126,6 +154,11 @@ def main() -> None:
                 events = make_events("run", options.jobs, b * size, size)
                 payloads = [encode_event(e) for e in events]
                 calls.append(store.ingest_arguments(tenant, events, payloads))
+            return calls
+
+        for index, (name, source) in enumerate(scripts):
+            # Each script on new executions of its own tenant, after its own baseline.
+            calls = prepare(str(index))
             base, base_redis = timed(client, trivial, calls)
             work, work_redis = timed(client, client.script_load(source), calls)
             base_ms, work_ms = statistics.median(base), statistics.median(work)
@@ -139,6 +172,8 @@ def main() -> None:
                 f"{(work_ms - base_ms) * 1000 / size:.1f} us per event; "
                 f"ratio {work_ms / base_ms:.1f}x baseline"
             )
+        if len(scripts) > 1:
+            interleaved(client, scripts, [prepare(f"i{i}") for i in range(len(scripts))])
     finally:
         keys = list(client.scan_iter(match=key_prefix + "*", count=1_000))
         for i in range(0, len(keys), 1_000):
