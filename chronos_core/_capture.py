@@ -25,6 +25,7 @@ from typing import Any, TypedDict, Unpack
 
 from chronos_core._config import DEFAULT_MAX_LOG_BYTES
 from chronos_core._console import BoundedText, ConsoleCapture
+from chronos_core._console import install as install_console
 from chronos_core._events import clean_metadata, clip, trusted_event
 from chronos_core._frames import code_snippet
 from chronos_core._models import (
@@ -221,6 +222,21 @@ class RunCapture:
         """Whether `finish()` has been called."""
         return self._finish_latch.locked()
 
+    def prepare(self) -> RunCapture:
+        """Build now what `start()` would build, so that `start()` only reads the clocks.
+
+        For a forking worker: its parent prepares the run before the fork and the child
+        starts it, and each object the child creates or first touches costs it a page copy.
+        Never raises; `start()` builds whatever is still missing.
+        """
+        if self.capture_console and self._console is None and self._started_at is None:
+            try:
+                self._console = ConsoleCapture(self.max_log_bytes)
+                install_console()
+            except Exception:
+                logger.warning("chronos: could not prepare console capture", exc_info=True)
+        return self
+
     def start(self) -> RunCapture:
         """Note the start time, report `running` if asked, and begin console capture."""
         if self._started_at is not None:
@@ -232,7 +248,7 @@ class RunCapture:
             if self.emit_running and self.sink is not None:
                 self._record(self._build(status=ExecutionStatus.RUNNING))
             if self.capture_console:
-                self._console = ConsoleCapture(self.max_log_bytes).begin()
+                self._console = (self._console or ConsoleCapture(self.max_log_bytes)).begin()
             # Measured last, so the duration does not include the SDK's own start-up.
             self._started_ns = time.perf_counter_ns()
         except Exception:
@@ -258,6 +274,43 @@ class RunCapture:
         `error_type` describe a failure that has no exception (a child process's exit code)
         or override what is derived from `error`.
         """
+        fields = self.conclude(
+            status,
+            error=error,
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            error_message=error_message,
+            error_type=error_type,
+        )
+        if fields is None:
+            return None
+        try:
+            event = self._build(**fields)
+        except Exception:
+            logger.warning("chronos: could not build the event of %r", self, exc_info=True)
+            return None
+        self._record(event)
+        return event
+
+    def conclude(
+        self,
+        status: ExecutionStatus | None = None,
+        *,
+        error: BaseException | None = None,
+        exit_code: int | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        error_message: str | None = None,
+        error_type: str | None = None,
+    ) -> dict[str, Any] | None:
+        """`finish()` short of making the event: the run's final fields, for `event_from()`.
+
+        The fields include what only this process knows (start time, trace, pid), so the
+        event can be made elsewhere from a copy of this object taken before the run started
+        (a forking worker's parent, from its copy of the run it prepared before the fork).
+        Nothing is handed to the sink. None if already finished, or if the SDK failed (logged).
+        """
         end_ns = time.perf_counter_ns()
         if not self._finish_latch.acquire(blocking=False):
             return None
@@ -281,12 +334,17 @@ class RunCapture:
             captured_err = console.stderr if console is not None else None
             fields["stdout"] = self._log_field(stdout, captured_out, log_limit)
             fields["stderr"] = self._log_field(stderr, captured_err, log_limit)
-            event = self._build(**fields)
+            fields["started_at"] = self._started_at
+            fields["trace_id"] = self._trace_id
+            fields["pid"] = os.getpid()
         except Exception:
             logger.warning("chronos: could not build the event of %r", self, exc_info=True)
             return None
-        self._record(event)
-        return event
+        return fields
+
+    def event_from(self, fields: dict[str, Any]) -> ExecutionEvent:
+        """The event of the run whose final fields `conclude()` returned (may raise)."""
+        return self._build(**fields)
 
     def __enter__(self) -> RunCapture:
         return self.start()

@@ -1,20 +1,26 @@
-"""How a forked work horse hands its execution events to the worker that forked it.
+"""How a forked work horse hands the outcome of its job to the worker that forked it.
 
 The horse ends with `os._exit()`: no atexit hook runs, so an event left in an exporter's
 queue there is lost. Two ways out: flush in the horse (an HTTP round trip for every job,
 paid in throughput, and a stuck server would hold each horse up to the flush timeout), or
-report from the parent. We report from the parent: the events are captured in the horse,
-where the job runs (exact timing, its stdout/stderr, the exception object for the stack
-and snippet), then written to a pipe opened before the fork; the parent reads the pipe
-once the horse has exited and queues the events on its own long-lived exporter, which
-batches them across jobs. An event too large for the pipe is sent from the horse with a
-bounded flush instead; see `HorseChannel.send`.
+report from the parent. We report from the parent: the run is captured in the horse, where
+the job runs (exact timing, its stdout/stderr, the exception object for the stack and
+snippet), and what only the horse knows (`RunCapture.conclude()`: status, timing, error,
+output) is written to a pipe opened before the fork. The parent prepared the run before the
+fork (job id, queue, labels...), so that is all that crosses. The parent reads the pipe once
+the horse has exited and hands the bytes, with its copy of the run, to its own long-lived
+exporter, whose thread makes the event (`HorseReport.event`) when it sends the next batch.
+A report too large for the pipe is sent from the horse with a bounded flush instead; see
+`HorseChannel.send`.
 
-Each event crosses as a pickle of the fields it was built from, and the parent rebuilds it
-with `trusted_event`, as the horse did: no JSON encoding in the horse and no validation in
-the parent. The horse is a fork of this very process, so the values are those of the same
-code; and only the horse (and whatever it forks) holds the writing end of the pipe, code
-that already runs with the worker's own authority, so unpickling adds no trust.
+Why this split: after the fork every page the horse writes is copied, and in Python touching
+an object writes its reference count, so what the horse builds or consults costs page faults;
+the parent pays one (cheaper) fault per page it writes after each fork, so a page the
+exporter's thread touches once per batch costs less than one touched once per job.
+
+Each report crosses as a pickle. The horse is a fork of this very process, so the values are
+those of the same code; and only the horse (and whatever it forks) holds the writing end of
+the pipe, code that already runs with the worker's own authority, so unpickling adds no trust.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ import logging
 import os
 import pickle
 import struct
+from typing import Any
 
-from chronos_core import ExecutionEvent
-from chronos_core._events import trusted_event
+from chronos_core import ExecutionEvent, RunCapture
 
-__all__ = ["HorseChannel"]
+__all__ = ["HorseChannel", "HorseReport", "decode_frames"]
 
 logger = logging.getLogger("chronos_integrations.rq")
 
@@ -38,12 +44,12 @@ logger = logging.getLogger("chronos_integrations.rq")
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
-# Each event is one frame: its length (4 bytes, big-endian), then the pickled fields.
+# Each item is one frame: its length (4 bytes, big-endian), then its pickle.
 _FRAME_HEADER = struct.Struct(">I")
 
 
 class HorseChannel:
-    """A pipe from one work horse to its parent, carrying events as length-prefixed frames."""
+    """A pipe from one work horse to its parent, carrying pickles as length-prefixed frames."""
 
     __slots__ = ("_reader", "_writer", "capacity", "parent_pid")
 
@@ -70,30 +76,30 @@ class HorseChannel:
         with contextlib.suppress(OSError):
             os.close(self._reader)
 
-    def send(self, events: list[ExecutionEvent]) -> list[ExecutionEvent]:
-        """Write events to the parent; returns those that did not fit, for the caller to
+    def send(self, items: list[Any]) -> list[Any]:
+        """Write items to the parent; returns those that did not fit, for the caller to
         deliver itself. Never blocks: the parent reads only after the horse has exited."""
-        if not events:
+        if not items:
             return []
-        frames = [_frame(event) for event in events]
-        payload = b"".join(frames)
+        frames = [_frame(item) for item in items]
+        payload = b"".join(frames) if len(frames) > 1 else frames[0]
         if len(payload) > self.capacity:
-            fitting: list[ExecutionEvent] = []
+            fitting: list[Any] = []
             size = 0
-            for event, frame in zip(events, frames, strict=True):
+            for item, frame in zip(items, frames, strict=True):
                 size += len(frame)
                 if size > self.capacity:
                     break
-                fitting.append(event)
-            rest = events[len(fitting) :]
+                fitting.append(item)
+            rest = items[len(fitting) :]
             return self.send(fitting) + rest if fitting else rest
         try:
             written = os.write(self._writer, payload)
         except OSError:
             logger.debug("chronos: could not write to the parent worker", exc_info=True)
-            return events
+            return items
         if written != len(payload):  # cannot happen on an empty pipe of this size
-            logger.warning("chronos: partial write to the parent worker; events may be lost")
+            logger.warning("chronos: partial write to the parent worker; reports may be lost")
         return []
 
     def close_writer(self) -> None:
@@ -103,8 +109,8 @@ class HorseChannel:
 
     # -- the parent --------------------------------------------------------------------
 
-    def receive(self) -> list[ExecutionEvent]:
-        """In the parent, after the horse exited: every event it wrote. Closes the pipe."""
+    def receive_bytes(self) -> bytes:
+        """In the parent, after the horse exited: everything it wrote. Closes the pipe."""
         chunks: list[bytes] = []
         try:
             while True:
@@ -119,31 +125,52 @@ class HorseChannel:
         finally:
             with contextlib.suppress(OSError):
                 os.close(self._reader)
-        return _events_of(b"".join(chunks))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def receive(self) -> list[Any]:
+        """In the parent, after the horse exited: every item it wrote. Closes the pipe."""
+        return decode_frames(self.receive_bytes())
 
 
-def _frame(event: ExecutionEvent) -> bytes:
-    # The fields the event was made with (`model_fields_set`), so the parent's copy is the
-    # same object down to which fields count as set.
-    fields = event.__dict__
-    body = pickle.dumps(
-        {name: fields[name] for name in event.model_fields_set}, pickle.HIGHEST_PROTOCOL
-    )
+class HorseReport:
+    """A horse's report as the parent received it, with the parent's copy of the run.
+
+    Handed to `BatchExporter.record_deferred`: its thread calls `event()` when it sends the
+    next batch, so the parent's own loop only reads the pipe (see the module's docstring).
+    """
+
+    __slots__ = ("payload", "run")
+
+    def __init__(self, run: RunCapture, payload: bytes) -> None:
+        self.run = run
+        self.payload = payload
+
+    def event(self) -> ExecutionEvent:
+        """The run's event, made from the fields the horse concluded with."""
+        frames = decode_frames(self.payload)
+        if not frames:
+            raise ValueError("the work horse's report is empty or malformed")
+        return self.run.event_from(frames[0])
+
+
+def _frame(item: Any) -> bytes:
+    body = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
     return _FRAME_HEADER.pack(len(body)) + body
 
 
-def _events_of(data: bytes) -> list[ExecutionEvent]:
-    events: list[ExecutionEvent] = []
+def decode_frames(data: bytes) -> list[Any]:
+    """The items of a pipe's content; a truncated or malformed frame is dropped (logged)."""
+    items: list[Any] = []
     offset, end, header = 0, len(data), _FRAME_HEADER.size
     while offset + header <= end:
         (size,) = _FRAME_HEADER.unpack_from(data, offset)
         offset += header
         if offset + size > end:
-            logger.warning("chronos: dropped a truncated event from the work horse")
+            logger.warning("chronos: dropped a truncated report from the work horse")
             break
         try:
-            events.append(trusted_event(pickle.loads(data[offset : offset + size])))
+            items.append(pickle.loads(data[offset : offset + size]))
         except Exception:
-            logger.warning("chronos: dropped a malformed event from the work horse")
+            logger.warning("chronos: dropped a malformed report from the work horse")
         offset += size
-    return events
+    return items

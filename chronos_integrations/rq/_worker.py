@@ -2,14 +2,19 @@
 
 Where each piece runs, for the forking `Worker`:
 
-- parent: `fork_work_horse` opens a `HorseChannel` before the fork; `monitor_work_horse`
-  reads it after the horse exited and queues the events on the parent's exporter; a horse
-  that died without reporting (killed by a signal, by the OOM killer, or by RQ itself after
-  `job_timeout + 60 s`) is reported from `handle_work_horse_killed`.
-- horse: `perform_job` wraps this job object's `perform` (an instance attribute, removed
-  afterwards): the capture starts right before the job function and ends right after it,
-  inside RQ's death penalty, so a `JobTimeoutException` is seen as `timeout` and RQ's own
-  bookkeeping (Redis writes, callbacks) is not counted in the duration.
+- parent, before the fork: `fork_work_horse` opens a `HorseChannel`, prepares the job's
+  `RunCapture` (ids, queue, labels, console capture: everything but the outcome) and wraps
+  this job object's `perform` (an instance attribute, removed again in the parent right
+  after the fork). The horse inherits all of it: what it would build itself, it would pay
+  for in page copies (see `_channel`).
+- horse: the wrapped `perform` starts the capture right before the job function and ends it
+  right after, inside RQ's death penalty, so a `JobTimeoutException` is seen as `timeout`
+  and RQ's own bookkeeping (Redis writes, callbacks) is not counted in the duration. When
+  `perform_job` is done, the run's final fields (`RunCapture.conclude`) go through the pipe.
+- parent, after the horse exited: `monitor_work_horse` reads the pipe and hands the report
+  with its copy of the run to the exporter, whose thread makes the event; a horse that died
+  without reporting (killed by a signal, by the OOM killer, or by RQ itself after
+  `job_timeout + 60 s`) is reported from what the parent knows.
 
 `SimpleWorker` runs jobs in-process and records to the exporter directly; `SpawnWorker`'s
 horse is a fresh interpreter without the channel, so it flushes (bounded) before exiting.
@@ -17,6 +22,7 @@ horse is a fresh interpreter without the channel, so it flushes (bounded) before
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -24,10 +30,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+# Imported here rather than where they are used: a forked horse would otherwise look them up
+# (and write to the objects involved) on every job.
+from rq import Retry
+from rq.timeouts import JobTimeoutException
+
 from chronos_core import (
     BatchExporter,
     EventSink,
-    ExecutionEvent,
     ExecutionStatus,
     Redactor,
     RunCapture,
@@ -35,9 +45,9 @@ from chronos_core import (
     detect_app_version,
     get_exporter,
 )
-from chronos_integrations.rq._channel import HorseChannel
+from chronos_integrations.rq._channel import HorseChannel, HorseReport
 
-__all__ = ["ChronosWorkerMixin", "HorseSink"]
+__all__ = ["ChronosWorkerMixin"]
 
 logger = logging.getLogger("chronos_integrations.rq")
 
@@ -47,22 +57,26 @@ DEFAULT_HORSE_FLUSH_TIMEOUT = 2.0
 ATTEMPT_META_KEY = "chronos_attempt"
 
 
-class HorseSink:
-    """Holds a horse's events until the job is over, then hands them to the parent."""
+class _HorseRun:
+    """The run a forking worker's parent prepared for its next horse, and its outcome.
 
-    __slots__ = ("events",)
+    The horse ends the run with `end()` (`RunCapture.conclude`: no event is made there);
+    `fields` is then what it sends to the parent.
+    """
 
-    def __init__(self) -> None:
-        self.events: list[ExecutionEvent] = []
+    __slots__ = ("fields", "run")
 
-    def record(self, event: ExecutionEvent) -> bool:
-        self.events.append(event)
-        return True
+    def __init__(self, run: RunCapture) -> None:
+        self.run = run
+        self.fields: dict[str, Any] | None = None
+
+    def end(self, status: ExecutionStatus | None = None, **outcome: Any) -> None:
+        fields = self.run.conclude(status, **outcome)
+        if fields is not None:
+            self.fields = fields
 
 
 def _is_timeout(error: BaseException) -> bool:
-    from rq.timeouts import JobTimeoutException
-
     return isinstance(error, JobTimeoutException)
 
 
@@ -82,6 +96,7 @@ class ChronosWorkerMixin:
     chronos_horse_flush_timeout: ClassVar[float] = DEFAULT_HORSE_FLUSH_TIMEOUT
 
     _chronos_channel: HorseChannel | None = None
+    _chronos_prepared: _HorseRun | None = None
     _chronos_setup: tuple[EventSink, bool, int, str | None] | None = None
     _chronos_disabled = False
     _chronos_killed: int | None = None
@@ -134,20 +149,32 @@ class ChronosWorkerMixin:
                 self._chronos_cron.stop()
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
-        channel = None
-        setup = self._chronos()
-        if setup is not None:
+        channel = prepared = None
+        if self._chronos() is not None:
             try:
                 channel = HorseChannel()
             except Exception:
                 logger.warning("chronos: no channel to the work horse", exc_info=True)
+        if channel is not None:
+            run = self._chronos_run(job, queue)
+            if run is not None:
+                try:
+                    prepared = _HorseRun(run.prepare())
+                    job.perform = _timed_perform(job.perform, prepared.end, run, job)
+                except Exception:
+                    logger.warning("chronos: could not wrap job %r", job.id, exc_info=True)
+                    prepared = None
         self._chronos_channel = channel
+        self._chronos_prepared = prepared
         self._chronos_killed = None
         try:
             super().fork_work_horse(job, queue)  # type: ignore[misc]
         finally:
             if channel is not None and not channel.in_horse:
                 channel.close_writer()
+                if prepared is not None:
+                    with contextlib.suppress(AttributeError):
+                        del job.perform
 
     def main_work_horse(self, job: Any, queue: Any) -> None:
         channel = self._chronos_channel
@@ -167,19 +194,24 @@ class ChronosWorkerMixin:
 
     def _chronos_collect(self, job: Any, queue: Any) -> None:
         channel, self._chronos_channel = self._chronos_channel, None
+        prepared, self._chronos_prepared = self._chronos_prepared, None
         killed, self._chronos_killed = self._chronos_killed, None
         setup = self._chronos_setup
         if channel is None or setup is None:
             return
         try:
-            events = channel.receive()
-            sink = setup[0]
-            for event in events:
-                sink.record(event)
-            if killed is not None and not any(e.status.is_final for e in events):
+            payload = channel.receive_bytes()
+            if payload and prepared is not None:
+                report = HorseReport(prepared.run, payload)
+                sink = setup[0]
+                if isinstance(sink, BatchExporter):
+                    sink.record_deferred(report)
+                else:
+                    sink.record(report.event())
+            elif killed is not None:
                 self._chronos_report_killed(job, queue, killed)
         except Exception:
-            logger.warning("chronos: could not collect the work horse's events", exc_info=True)
+            logger.warning("chronos: could not collect the work horse's report", exc_info=True)
 
     def _chronos_report_killed(self, job: Any, queue: Any, wait_status: int) -> None:
         """The horse died before reporting: say so from here, with what the parent knows."""
@@ -232,13 +264,18 @@ class ChronosWorkerMixin:
             return None
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
-        channel = self._chronos_channel
-        in_horse = bool(getattr(self, "_is_horse", False))
-        horse_sink = HorseSink() if channel is not None and channel.in_horse else None
-        run = self._chronos_run(job, queue, horse_sink)
+        prepared, channel = self._chronos_prepared, self._chronos_channel
+        if prepared is not None and channel is not None and channel.in_horse:
+            # A forked horse: the parent prepared the run and wrapped `job.perform`.
+            try:
+                return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
+            finally:
+                self._chronos_report(prepared, channel)
+        # In-process (SimpleWorker), or a horse that is a fresh interpreter (SpawnWorker).
+        run = self._chronos_run(job, queue)
         if run is not None:
             try:
-                job.perform = _timed_perform(job.perform, run, job)
+                job.perform = _timed_perform(job.perform, run.finish, run, job)
             except Exception:
                 logger.warning("chronos: could not wrap job %r", job.id, exc_info=True)
                 run = None
@@ -248,33 +285,39 @@ class ChronosWorkerMixin:
             if run is not None:
                 try:
                     del job.perform
-                    self._chronos_deliver(run, horse_sink, channel, in_horse)
+                    self._chronos_deliver(run)
                 except Exception:
                     logger.warning("chronos: could not deliver job %r", job.id, exc_info=True)
 
-    def _chronos_deliver(
-        self,
-        run: RunCapture,
-        horse_sink: HorseSink | None,
-        channel: HorseChannel | None,
-        in_horse: bool,
-    ) -> None:
-        run.finish(ExecutionStatus.FAILED, error_message="the job did not run to completion")
-        setup = self._chronos_setup
-        if setup is None:
-            return
-        sink = setup[0]
-        if horse_sink is not None and channel is not None:
-            leftover = channel.send(horse_sink.events)
+    def _chronos_report(self, prepared: _HorseRun, channel: HorseChannel) -> None:
+        """In a forked horse, once the job is done: its outcome to the parent."""
+        try:
+            prepared.end(ExecutionStatus.FAILED, error_message="the job did not run to completion")
+            fields = prepared.fields
+            if fields is None:
+                return
+            leftover = channel.send([fields])
             channel.close_writer()
             if not leftover:
                 return
-            for event in leftover:
-                sink.record(event)
-            in_horse = True
+            # Too large for the pipe: made and sent from here, as a horse without a channel.
+            setup = self._chronos_setup
+            if setup is None:
+                return
+            sink = setup[0]
+            sink.record(prepared.run.event_from(fields))
+            self._chronos_flush(sink)
+        except Exception:
+            logger.warning("chronos: could not report job %r", prepared.run.job_id, exc_info=True)
+
+    def _chronos_deliver(self, run: RunCapture) -> None:
+        run.finish(ExecutionStatus.FAILED, error_message="the job did not run to completion")
+        if getattr(self, "_is_horse", False) and run.sink is not None:
+            self._chronos_flush(run.sink)
+
+    def _chronos_flush(self, sink: EventSink) -> None:
         # The horse ends with os._exit() right after this: no atexit hook will run.
-        exporter = sink if in_horse and isinstance(sink, BatchExporter) else None
-        if exporter is not None and not exporter.flush(self.chronos_horse_flush_timeout):
+        if isinstance(sink, BatchExporter) and not sink.flush(self.chronos_horse_flush_timeout):
             logger.warning("chronos: the work horse exits with events unsent")
 
 
@@ -287,17 +330,20 @@ def _execution_id(worker: Any, job: Any) -> str:
     return str(int(started.timestamp() * 1000)) if started else "0"
 
 
-def _timed_perform(perform: Callable[[], Any], run: RunCapture, job: Any) -> Callable[[], Any]:
-    """`job.perform` with the capture around it; results and exceptions pass through."""
+def _timed_perform(
+    perform: Callable[[], Any], end: Callable[..., Any], run: RunCapture, job: Any
+) -> Callable[[], Any]:
+    """`job.perform` with the capture around it, ended by `end` (`run.finish`, or the
+    horse's `_HorseRun.end`); results and exceptions pass through."""
 
     def timed() -> Any:
         run.start()
         try:
             result = perform()
         except BaseException as exc:
-            _finish(run, job, functools.partial(_failure_status, exc, job), exc)
+            _finish(end, run, job, functools.partial(_failure_status, exc, job), exc)
             raise
-        _finish(run, job, functools.partial(_success_status, result), None)
+        _finish(end, run, job, functools.partial(_success_status, result), None)
         return result
 
     return timed
@@ -310,6 +356,7 @@ def _attempt_of(job: Any) -> int:
 
 
 def _finish(
+    end: Callable[..., Any],
     run: RunCapture,
     job: Any,
     status: Callable[[], ExecutionStatus | None],
@@ -321,10 +368,10 @@ def _finish(
             # RQ saves the job (meta included) when it requeues it, so the next attempt
             # reads its number from here without an extra Redis write of ours.
             job.meta[ATTEMPT_META_KEY] = run.attempt + 1
-        run.finish(outcome, error=error)
+        end(outcome, error=error)
     except Exception:
         logger.warning("chronos: could not classify the run of %s", run.job_id, exc_info=True)
-        run.finish(error=error)
+        end(error=error)
 
 
 def _failure_status(error: BaseException, job: Any) -> ExecutionStatus | None:
@@ -341,8 +388,6 @@ def _failure_status(error: BaseException, job: Any) -> ExecutionStatus | None:
 
 def _success_status(result: Any) -> ExecutionStatus:
     try:
-        from rq import Retry
-
         if isinstance(result, Retry):  # RQ 2.3+: a job may ask to be retried by returning this
             return ExecutionStatus.RETRYING
     except Exception:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chronos_core import _console
 from chronos_core._capture import RunCapture, capture
 from chronos_core._models import (
     MAX_LABELS,
@@ -364,3 +365,31 @@ def test_bad_arguments_are_rejected_at_construction(kwargs: dict[str, Any]) -> N
     arguments: dict[str, Any] = {"job_id": "job-1", **kwargs}
     with pytest.raises(ValueError, match=r"must be|counts from"):
         RunCapture(**arguments)
+
+
+def test_a_prepared_run_installs_capture_before_it_starts(console: Any, sink: ListSink) -> None:
+    run = RunCapture("job-1", sink=sink, capture_console=True).prepare()
+    assert _console.is_installed()
+    print("before the start: not the run's")
+    run.start()
+    print("during the run")
+    run.finish()
+    assert sink.only.stdout == "during the run\n"
+
+
+def test_concluded_fields_make_the_event_finish_would(sink: ListSink) -> None:
+    before_start = RunCapture("job-1", sink=sink, exec_id="job-1:1", labels=["a"])
+    run = RunCapture("job-1", sink=sink, exec_id="job-1:1", labels=["a"]).start()
+    try:
+        raise ValueError("bad row")
+    except ValueError as error:
+        fields = run.conclude(error=error)
+    assert fields is not None
+    assert sink.events == [], "conclude() hands nothing to the sink"
+    assert run.conclude() is None
+    assert run.finish() is None, "a concluded run is finished"
+    event = before_start.event_from(fields)
+    assert event == run.event_from(fields)
+    assert event.status is ExecutionStatus.FAILED
+    assert event.error_type == "ValueError"
+    assert event.started_at == run.started_at

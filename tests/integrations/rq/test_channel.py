@@ -1,12 +1,14 @@
-"""The pipe from a work horse to its parent: events cross it unchanged."""
+"""The pipe from a work horse to its parent: a run's outcome crosses it unchanged."""
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
 
+import pytest
+
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
-from chronos_integrations.rq._channel import HorseChannel
+from chronos_integrations.rq._channel import HorseChannel, HorseReport
 
 
 class _Keep:
@@ -18,43 +20,58 @@ class _Keep:
         return True
 
 
-def _failed_event() -> ExecutionEvent:
-    sink = _Keep()
-    run = RunCapture(
-        "jobs.report",
-        sink=sink,
-        source=Source.RQ,
-        exec_id="rq:1:2",
-        labels=["a"],
-        metadata={"rqJobId": "1"},
-        queue="default",
-        scheduled_for=datetime(2025, 9, 1, tzinfo=UTC),
-    ).start()
+def _failed_run() -> tuple[RunCapture, dict[str, object], ExecutionEvent]:
+    """A copy of a run made before it started, its final fields, and its own event."""
+    options: dict[str, object] = {
+        "source": Source.RQ,
+        "exec_id": "rq:1:2",
+        "labels": ["a"],
+        "metadata": {"rqJobId": "1"},
+        "queue": "default",
+        "scheduled_for": datetime(2025, 9, 1, tzinfo=UTC),
+    }
+    prepared = RunCapture("jobs.report", **options)  # type: ignore[arg-type]
+    run = RunCapture("jobs.report", **options).start()  # type: ignore[arg-type]
     try:
         raise ValueError("boom")
     except ValueError as error:
-        run.finish(error=error, stdout="out")
-    return sink.events[0]
+        fields = run.conclude(error=error, stdout="out")
+    assert fields is not None
+    assert run.conclude() is None, "a run concludes once"
+    return prepared, fields, run.event_from(fields)
 
 
-def test_events_cross_the_pipe_unchanged() -> None:
-    event = _failed_event()
-    assert event.status is ExecutionStatus.FAILED
-    assert event.error_stack
-    assert event.code_snippet
+def test_a_report_crosses_the_pipe_and_makes_the_same_event() -> None:
+    prepared, fields, finished = _failed_run()
+    assert finished.status is ExecutionStatus.FAILED
+    assert finished.error_stack
+    assert finished.code_snippet
     channel = HorseChannel()
-    assert channel.send([event, event]) == []
+    assert channel.send([fields]) == []
     channel.close_writer()
-    received = channel.receive()
-    assert received == [event, event]
-    assert received[0].model_fields_set == event.model_fields_set
-    assert received[0].to_wire() == event.to_wire()
+    payload = channel.receive_bytes()
+    event = HorseReport(prepared, payload).event()
+    assert event.status is ExecutionStatus.FAILED
+    assert event.pid == os.getpid()
+    assert event.error_stack == finished.error_stack
+    assert event.stdout == "out"
+    # Made by the parent's copy of the run from the horse's fields: the very event the
+    # horse would have made.
+    assert event == finished
+    assert event.model_fields_set == finished.model_fields_set
+    assert event.to_wire() == finished.to_wire()
 
 
 def test_a_truncated_frame_is_dropped_and_the_rest_kept() -> None:
-    event = _failed_event()
+    _, fields, _ = _failed_run()
     channel = HorseChannel()
-    assert channel.send([event]) == []
+    assert channel.send([fields]) == []
     os.write(channel._writer, b"\x00\x00\x10\x00partial")
     channel.close_writer()
-    assert channel.receive() == [event]
+    assert channel.receive() == [fields]
+
+
+def test_an_empty_report_is_an_error_for_the_exporter_to_count() -> None:
+    prepared, _, _ = _failed_run()
+    with pytest.raises(ValueError, match="empty or malformed"):
+        HorseReport(prepared, b"").event()
