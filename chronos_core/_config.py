@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_EXPORT_TIMEOUT",
     "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_GZIP_MIN_BYTES",
+    "DEFAULT_MAX_BATCH_BYTES",
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_LOG_BYTES",
     "DEFAULT_MAX_QUEUE_SIZE",
@@ -26,7 +27,13 @@ __all__ = [
 
 DEFAULT_ENDPOINT = "http://localhost:3001"
 DEFAULT_MAX_QUEUE_SIZE = 10_000
-DEFAULT_MAX_BATCH_SIZE = 100
+DEFAULT_MAX_BATCH_SIZE = 500
+# The JSON of one request's events, before gzip: well under the server's default limit of
+# 5 MiB decompressed per request (`max_body_bytes`), which a batch must never exceed.
+DEFAULT_MAX_BATCH_BYTES = 1_000_000
+# The most a batch may hold: the server's default limits (1,000 items, 5 MiB decompressed).
+MAX_BATCH_ITEMS = 1_000
+MAX_BATCH_BYTES = 5 * 1024 * 1024
 DEFAULT_FLUSH_INTERVAL = 2.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_EXPORT_TIMEOUT = 30.0
@@ -55,7 +62,8 @@ class ChronosSettings(BaseSettings):
     app_id: str | None = None
     app_version: str | None = None
     max_queue_size: int = Field(default=DEFAULT_MAX_QUEUE_SIZE, ge=1)
-    max_batch_size: int = Field(default=DEFAULT_MAX_BATCH_SIZE, ge=1, le=1_000)
+    max_batch_size: int = Field(default=DEFAULT_MAX_BATCH_SIZE, ge=1, le=MAX_BATCH_ITEMS)
+    max_batch_bytes: int = Field(default=DEFAULT_MAX_BATCH_BYTES, ge=1_024, le=MAX_BATCH_BYTES)
     flush_interval: float = Field(default=DEFAULT_FLUSH_INTERVAL, gt=0)
     request_timeout: float = Field(default=DEFAULT_REQUEST_TIMEOUT, gt=0)
     export_timeout: float = Field(default=DEFAULT_EXPORT_TIMEOUT, gt=0)

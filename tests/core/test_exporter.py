@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -487,4 +488,130 @@ def test_a_steady_stream_leaves_in_full_batches(recording_server: RecordingServe
     assert exporter.flush(5)
     assert len(recording_server.requests[-1].body["executions"]) == 20
     assert exporter.stats().sent == 1_020
+    exporter.shutdown(1)
+
+
+def _wire_size(request_body: dict[str, object]) -> int:
+    # The events here are ASCII only: this is the size of the JSON the exporter sent.
+    return len(json.dumps(request_body, separators=(",", ":")).encode())
+
+
+def _event_with_output(n: int, size: int) -> ExecutionEvent:
+    return make_event(n).model_copy(update={"stdout": "x" * size})
+
+
+def test_a_batch_over_max_batch_bytes_is_split_and_a_huge_event_goes_alone(
+    recording_server: RecordingServer,
+) -> None:
+    budget = 4_096
+    exporter = exporter_for(
+        recording_server.url, max_batch_size=100, max_batch_bytes=budget, flush_interval=30
+    )
+    # Requests in order: the events before the huge one, the huge one alone, the rest.
+    recording_server.respond(Scripted(200), Scripted(413))
+    for n in range(3):
+        assert exporter.record(_event_with_output(n, 900))
+    assert exporter.record(_event_with_output(3, 6_000))
+    for n in range(4, 30):
+        assert (
+            exporter.record_deferred(_DeferredWire(n))
+            if n % 2
+            else exporter.record(_event_with_output(n, 900))
+        )
+    assert exporter.flush(5)
+    requests = recording_server.requests
+    sizes = [_wire_size(r.body) for r in requests]
+    counts = [len(r.body["executions"]) for r in requests]
+    assert len(requests) >= 5
+    assert (requests[1].status, counts[1]) == (413, 1)
+    assert sizes[1] > budget
+    assert all(size <= budget for n, size in enumerate(sizes) if n != 1)
+    assert sum(counts) == 30
+    ids = recording_server.acknowledged_exec_ids()
+    assert ids == [f"job-1:{n}" for n in range(30) if n != 3]
+    stats = exporter.stats()
+    assert (stats.sent, stats.queued, stats.dropped) == (29, 0, {"http_413": 1})
+    exporter.shutdown(1)
+
+
+def test_an_outage_during_a_split_batch_resends_only_what_was_not_acknowledged(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(
+        recording_server.url,
+        max_batch_size=100,
+        max_batch_bytes=4_096,
+        flush_interval=30,
+        export_timeout=0.5,
+    )
+    # The second request is refused for longer than export_timeout: the thread keeps it and
+    # the ones after it, pauses, and sends them again.
+    recording_server.respond(Scripted(200), Scripted(503, headers={"Retry-After": "1"}))
+    for n in range(20):
+        assert exporter.record(_event_with_output(n, 900))
+    assert exporter.flush(10)
+    ids = recording_server.acknowledged_exec_ids()
+    assert ids == [f"job-1:{n}" for n in range(20)]
+    assert [r.status for r in recording_server.requests][:3] == [200, 503, 200]
+    stats = exporter.stats()
+    assert (stats.sent, stats.queued, stats.dropped_total) == (20, 0, 0)
+    assert stats.retried >= 1
+    exporter.shutdown(1)
+
+
+def test_the_spool_writes_a_split_batch_as_several_files(
+    recording_server: RecordingServer, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    recording_server.refuse()
+    exporter = exporter_for(
+        recording_server.url,
+        spool_dir=spool,
+        max_batch_bytes=4_096,
+        export_timeout=0.3,
+        flush_interval=30,
+    )
+    for n in range(20):
+        assert exporter.record(_event_with_output(n, 900))
+    exporter.shutdown(0.5)
+    files = list(spool.glob("*.batch"))
+    assert len(files) >= 5
+    assert sum(int(p.name.split("-")[2]) for p in files) == 20
+    recording_server.resume()
+    again = exporter_for(recording_server.url, spool_dir=spool)
+    assert again.flush(10)
+    assert sorted(recording_server.acknowledged_exec_ids()) == sorted(
+        f"job-1:{n}" for n in range(20)
+    )
+    again.shutdown(1)
+
+
+def test_a_batch_kept_through_an_outage_is_counted_at_shutdown(black_hole: BlackHole) -> None:
+    exporter = exporter_for(black_hole.url, export_timeout=0.3, request_timeout=0.1)
+    for n in range(5):
+        assert exporter.record(make_event(n))
+    assert not exporter.flush(1)
+    exporter.shutdown(0.5)
+    # Counted whether the thread was still in a request or waiting to try again.
+    stats = exporter.stats()
+    assert (stats.sent, stats.dropped) == (0, {"shutdown": 5})
+
+
+class _DeferredNotJson(_Deferred):
+    """A deferred run whose wire form cannot be written as JSON."""
+
+    def wire(self) -> dict[str, object]:
+        return {**self.event().to_wire(), "metadata": {"x": object()}}
+
+
+def test_a_deferred_run_that_is_not_json_is_counted_and_the_rest_delivered(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(recording_server.url, max_batch_size=10)
+    for n in range(4):
+        assert exporter.record_deferred((_DeferredNotJson if n == 2 else _DeferredWire)(n))
+    assert exporter.flush(5)
+    assert recording_server.acknowledged_exec_ids() == ["job-1:0", "job-1:1", "job-1:3"]
+    stats = exporter.stats()
+    assert (stats.sent, stats.queued, stats.dropped) == (3, 0, {"internal_error": 1})
     exporter.shutdown(1)
