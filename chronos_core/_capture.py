@@ -117,6 +117,12 @@ def _default_status(error: BaseException | None) -> ExecutionStatus:
     return ExecutionStatus.FAILED
 
 
+def _status(status: ExecutionStatus | str) -> ExecutionStatus:
+    # A member is taken as is: calling the enum class runs enum's Python code, which a forked
+    # worker's child would pay for in page copies.
+    return status if type(status) is ExecutionStatus else ExecutionStatus(status)
+
+
 class RunCapture:
     """One run of a job, from `start()` to `finish()`, turned into an `ExecutionEvent`.
 
@@ -413,7 +419,7 @@ class RunCapture:
         if exit_code is None and isinstance(error, SystemExit) and isinstance(error.code, int):
             exit_code = error.code
         return {
-            "status": _default_status(error) if status is None else ExecutionStatus(status),
+            "status": _default_status(error) if status is None else _status(status),
             # Derived from the monotonic clock, so never before started_at.
             "finished_at": self._started_at + timedelta(microseconds=duration_ns // 1000),
             "duration_ms": round(duration_ns / 1_000_000, 3),

@@ -23,7 +23,6 @@ horse is a fresh interpreter without the channel, so it flushes (bounded) before
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 from collections.abc import Callable
@@ -296,7 +295,8 @@ class ChronosWorkerMixin:
             fields = prepared.fields
             if fields is None:
                 return
-            leftover = channel.send([fields])
+            # The status crosses as its value: pickling an enum member runs enum's Python code.
+            leftover = channel.send([{**fields, "status": fields["status"]._value_}])
             channel.close_writer()
             if not leftover:
                 return
@@ -341,9 +341,9 @@ def _timed_perform(
         try:
             result = perform()
         except BaseException as exc:
-            _finish(end, run, job, functools.partial(_failure_status, exc, job), exc)
+            _finish(end, run, job, exc, None)
             raise
-        _finish(end, run, job, functools.partial(_success_status, result), None)
+        _finish(end, run, job, None, result)
         return result
 
     return timed
@@ -356,14 +356,10 @@ def _attempt_of(job: Any) -> int:
 
 
 def _finish(
-    end: Callable[..., Any],
-    run: RunCapture,
-    job: Any,
-    status: Callable[[], ExecutionStatus | None],
-    error: BaseException | None,
+    end: Callable[..., Any], run: RunCapture, job: Any, error: BaseException | None, result: Any
 ) -> None:
     try:
-        outcome = status()
+        outcome = _success_status(result) if error is None else _failure_status(error, job)
         if outcome is ExecutionStatus.RETRYING:
             # RQ saves the job (meta included) when it requeues it, so the next attempt
             # reads its number from here without an extra Redis write of ours.
