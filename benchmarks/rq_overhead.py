@@ -5,7 +5,7 @@
 Each round enqueues the same no-op jobs on a fresh queue (Redis database 13, flushed) and
 drains them with `work(burst=True)`: one fork per job, as in production. Bare and Chronos
 rounds alternate; the best round of each is kept. The Chronos worker captures every job in
-its work horse and hands the event to the parent through the pipe; the parent's exporter
+its work horse and hands the outcome to the parent through the pipe; the parent's exporter
 sends it to a sink in a process of its own that acknowledges everything, as a server would
 (a burst worker flushes when it ends: against an unreachable server that flush would wait
 out its timeout and be counted as per-job cost). Target: at most 2 % fewer jobs/s.
