@@ -6,6 +6,9 @@ import os
 import signal
 import sys
 import time
+from typing import Any
+
+from chronos_integrations.rq import ChronosWorker
 
 
 def add(a: int, b: int) -> int:
@@ -34,3 +37,12 @@ def kill_myself() -> None:
 
 def hourly() -> str:
     return "tick"
+
+
+class TinyPipeWorker(ChronosWorker):
+    """A worker whose pipe to the parent takes nothing: every horse reports by itself."""
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        if self._chronos_channel is not None:
+            self._chronos_channel.capacity = 8
+        super().main_work_horse(job, queue)

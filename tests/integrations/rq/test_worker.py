@@ -125,3 +125,19 @@ def test_worker_without_api_key_still_runs_jobs(
     assert done.returncode == 0, done.stderr[-3000:]
     assert job.return_value() == 7
     assert "RQ jobs will not be reported" in done.stderr
+
+
+def test_an_outcome_too_large_for_the_pipe_is_sent_by_the_horse(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    queue = Queue(queue_name, connection=redis)
+    jobs = [queue.enqueue(f"{JOBS}.chatty", n) for n in range(3)]
+    done = run_worker(live_server, queue_name, worker_class=f"{JOBS}.TinyPipeWorker")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [job.return_value() for job in jobs] == [0, 2, 4]
+    found = live_server.wait_for_executions(f"{JOBS}.chatty", 3)
+    time.sleep(0.5)  # anything extra would have arrived with the rest
+    assert len(live_server.executions(f"{JOBS}.chatty")) == 3
+    assert sorted(e.stdout or "" for e in found) == [f"processing {n}\n" for n in range(3)]
+    assert all(e.status is ExecutionStatus.SUCCESS for e in found)
+    assert len({e.pid for e in found}) == 3, "each reported from its own horse"
