@@ -30,17 +30,21 @@ local out = {}
 local byte, sub, concat, format = string.byte, string.sub, table.concat, string.format
 
 -- JSON of one scope from a flat field/value list (values as strings, histogram fields as
--- bare indexes). It runs for every field of every scope, so it makes no string it does not
--- need: histogram fields are told apart by their first byte.
-local function emit(flat)
+-- bare indexes): counts, sums and extremes, and the histogram as "h" when `with_hist`
+-- (a rolling summary keeps its histogram in a string of its own). It runs for every field of
+-- every scope, so it makes no string it does not need: fields are told apart by their first
+-- byte, and any other field (a summary's `from`, `x`) is left out.
+local function emit(flat, with_hist)
   local hist, nh, parts, np, counts, nc = {}, 0, {}, 0, {}, 0
   for i = 1, #flat, 2 do
     local field = flat[i]
     local first = byte(field, 1)
     if first < 58 then -- a digit: histogram index
-      hist[nh + 1] = field
-      hist[nh + 2] = flat[i + 1]
-      nh = nh + 2
+      if with_hist then
+        hist[nh + 1] = field
+        hist[nh + 2] = flat[i + 1]
+        nh = nh + 2
+      end
     elseif first == 99 then -- 'c:<status>'
       nc = nc + 1
       counts[nc] = '"' .. sub(field, 3) .. '":' .. flat[i + 1]
@@ -51,7 +55,7 @@ local function emit(flat)
   end
   if nc == 0 then return '{}' end
   parts[np + 1] = '"c":{' .. concat(counts, ',') .. '}'
-  parts[np + 2] = '"h":[' .. concat(hist, ',') .. ']'
+  if with_hist then parts[np + 2] = '"h":[' .. concat(hist, ',') .. ']' end
   return '{' .. concat(parts, ',') .. '}'
 end
 
@@ -106,7 +110,7 @@ if mode == 'b' then
         end
       end
     end
-    out[#out + 1] = emit(flatten(summary_fields(merged)))
+    out[#out + 1] = emit(flatten(summary_fields(merged)), true)
   end
   return '[' .. table.concat(out, ',') .. ']'
 end
@@ -182,25 +186,6 @@ local function save(key, dense_key, scope, state, delta, rebuilt)
   redis.call('EXPIRE', dense_key, ttl)
 end
 
--- The JSON of the sums and extremes of a summary (its fields as HGETALL returns them).
-local function scalars(flat)
-  local parts, np, counts, nc = {}, 0, {}, 0
-  for i = 1, #flat, 2 do
-    local field = flat[i]
-    local first = byte(field, 1)
-    if first == 99 then -- 'c:<status>'
-      nc = nc + 1
-      counts[nc] = '"' .. sub(field, 3) .. '":' .. flat[i + 1]
-    elseif first == 100 then -- dn, ds, dmin, dmax
-      np = np + 1
-      parts[np] = '"' .. field .. '":' .. flat[i + 1]
-    end
-  end
-  if nc == 0 then return '{}' end
-  parts[np + 1] = '"c":{' .. concat(counts, ',') .. '}'
-  return '{' .. concat(parts, ',') .. '}'
-end
-
 -- Rolling mode returns an array: the JSON array of every scope's sums and extremes, then
 -- each scope's histogram string (BITFIELD counters, big-endian u32 per index; may be "").
 local hists = {}
@@ -234,7 +219,7 @@ for s = 6, #ARGV do
     save(key, dense_key, scope, state, delta, rebuilt)
     flat = flatten(state)
   end
-  out[#out + 1] = scalars(flat)
+  out[#out + 1] = emit(flat, false)
   hists[#hists + 1] = redis.call('GET', dense_key) or ''
 end
 local answer = {'[' .. concat(out, ',') .. ']'}
