@@ -11,6 +11,7 @@ import textwrap
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -271,25 +272,34 @@ def test_atexit_flushes_what_is_queued(recording_server: RecordingServer) -> Non
     assert len(recording_server.acknowledged_exec_ids()) == 7
 
 
-def test_forked_child_sends_its_own_events_not_the_parents(
-    recording_server: RecordingServer,
-) -> None:
-    exporter = exporter_for(recording_server.url, flush_interval=60, max_batch_size=1000)
-    for n in range(10):
-        exporter.record(make_event(n, job_id="parent"))
+def _in_forked_child(check: Callable[[], bool]) -> int:
+    """Run `check` in a forked child; its exit code: 0 if it held, 3 if not, 1 if it raised."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
         pid = os.fork()
     if pid == 0:  # child
         code = 1
         try:
-            for n in range(5):
-                exporter.record(make_event(n, job_id="child"))
-            code = 0 if exporter.flush(5) and exporter.stats().sent == 5 else 3
+            code = 0 if check() else 3
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_forked_child_sends_its_own_events_not_the_parents(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(recording_server.url, flush_interval=60, max_batch_size=1000)
+    for n in range(10):
+        exporter.record(make_event(n, job_id="parent"))
+
+    def child() -> bool:
+        for n in range(5):
+            exporter.record(make_event(n, job_id="child"))
+        return exporter.flush(5) and exporter.stats().sent == 5
+
+    assert _in_forked_child(child) == 0
     child_requests = recording_server.acknowledged_exec_ids()
     assert sorted(child_requests) == sorted(f"child:{n}" for n in range(5))
     assert exporter.flush(5)
@@ -306,18 +316,12 @@ def test_a_shut_down_exporter_stays_shut_down_in_a_forked_child(
     exporter = exporter_for(recording_server.url, flush_interval=60)
     exporter.record(make_event(0, job_id="parent"))
     assert exporter.shutdown(5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            refused = not exporter.record(make_event(1, job_id="child"))
-            code = 0 if refused and exporter.stats().dropped == {"shutdown": 1} else 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:
+        refused = not exporter.record(make_event(1, job_id="child"))
+        return refused and exporter.stats().dropped == {"shutdown": 1}
+
+    assert _in_forked_child(child) == 0
     assert recording_server.acknowledged_exec_ids() == ["parent:0"]
 
 
