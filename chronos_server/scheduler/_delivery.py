@@ -15,17 +15,28 @@ answer means:
   speaks the protocol and went silent) try another runner.
 
 Runners are tried in rotation per job, so triggers spread over them.
+
+With Redis, an answer given to another process comes back over python-socketio's channel,
+which a process reads only once its client manager is initialized; python-socketio does that
+when the first client connects to the process. A leader holding no socket of its own would
+send triggers and never hear an answer (each one a `no-ack`, recorded `missed` while the
+runner ran it). `hears_answers()` starts the listener and proves it subscribed by sending an
+acknowledgement to itself through the channel; the scheduler delivers nothing before that.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from chronos_server.realtime import RealtimeHub
 from chronos_server.scheduler._directory import RunnerDirectory
@@ -35,6 +46,8 @@ __all__ = ["Delivery", "DeliveryOutcome", "TriggerDelivery"]
 logger = logging.getLogger("chronos_server.scheduler")
 
 TRIGGER_EVENT = "job:trigger"
+# How often `hears_answers()` sends its probe again while waiting for it.
+_PROBE_INTERVAL = 0.1
 
 
 class DeliveryOutcome(StrEnum):
@@ -77,6 +90,48 @@ class TriggerDelivery:
         self.ack_timeout = ack_timeout
         self.max_attempts = max_attempts
         self._turns: dict[tuple[str, str], itertools.count[int]] = {}
+
+    async def hears_answers(self, timeout: float) -> bool:
+        """Whether answers that runners give to other server processes reach this one.
+
+        Starts python-socketio's listener if no client has started it yet, then publishes an
+        acknowledgement addressed to this process (the very message a runner's answer
+        becomes on its way back) until the listener hands it over, for at most `timeout`
+        seconds. True at once without a message queue (embedded: every socket is local).
+        """
+        server = self.hub.server
+        manager = server.manager
+        if not isinstance(manager, AsyncPubSubManager):
+            return True
+        # python-socketio keeps the acknowledgement path to itself; these are the calls its
+        # own `_handle_eio_connect` and `_return_callback` make.
+        if not server.manager_initialized:
+            server.manager_initialized = True
+            manager.initialize()
+            await asyncio.sleep(0)  # the listener connects before anything is published
+        heard = asyncio.Event()
+        probe = "chronos-probe-" + uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while not heard.is_set() and loop.time() < deadline:
+                ack_id = manager._generate_ack_id(probe, lambda *_: heard.set())
+                await manager._publish(
+                    {
+                        "method": "callback",
+                        "host_id": manager.host_id,
+                        "sid": probe,
+                        "namespace": "/",
+                        "id": ack_id,
+                        "args": [],
+                    }
+                )
+                wait = max(0.0, min(_PROBE_INTERVAL, deadline - loop.time()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(heard.wait(), wait)
+        finally:
+            manager.callbacks.pop(probe, None)
+        return heard.is_set()
 
     async def deliver(self, tenant: str, job_id: str, payload: dict[str, Any]) -> Delivery:
         """Send `payload` to one runner of the job, trying others on refusal or silence."""

@@ -1,8 +1,9 @@
 """The server scheduler: due times of registered jobs, turned into triggers for runners.
 
-Every server process runs a `TriggerScheduler`; the one holding the lease schedules. Each tick
-(at the next due time, and at least every third of the lease) it renews the lease, refreshes
-the jobs now and then, and for every due time:
+Every server process runs a `TriggerScheduler`; the one holding the lease schedules. Once
+elected, it first makes sure that answers of runners on other processes reach it
+(`TriggerDelivery.hears_answers`). Each tick (at the next due time, and at least every third
+of the lease) it renews the lease, refreshes the jobs now and then, and for every due time:
 
 1. claims the trigger id (deterministic from job id + due time) in the `TriggerStore`, so a
    due time is handled once across processes and leader changes; a claim left pending by a
@@ -121,6 +122,7 @@ class TriggerScheduler:
         self._wake = asyncio.Event()
         self._leading = False
         self._caught_up = False
+        self._hears_answers = False
         self._refreshed_at = float("-inf")
         self._next_due: datetime | None = None
         self._task: asyncio.Task[None] | None = None
@@ -225,6 +227,18 @@ class TriggerScheduler:
             self._armings.clear()
             self._stats["elections"] += 1
             self._refreshed_at = float("-inf")
+        if not self._hears_answers:
+            # Not a trigger before answers from runners on other processes can reach us:
+            # each would time out and be recorded missed while a runner runs it.
+            self._hears_answers = await self.delivery.hears_answers(self.delivery.ack_timeout)
+            if not self._hears_answers:
+                logger.warning(
+                    "scheduler %s: answers to triggers do not reach this process yet; "
+                    "delivering nothing until they do",
+                    self.server_id,
+                )
+                self._next_due = None
+                return
         if time.monotonic() - self._refreshed_at >= self.refresh_interval:
             await self._refresh()
         now = self.clock.now()

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,15 @@ from .conftest import (
 
 MINUTE = timedelta(minutes=1)
 ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A scheduler clock half a minute past the current minute. A new leader's first tick
+    looks a few seconds back, and with Redis that tick waits until the leader hears runners'
+    answers: the runners may have joined by then, and a due time at the very start would be
+    run before the test moves the clock."""
+    return ManualClock(datetime.now(UTC).replace(second=30, microsecond=0))
 
 
 @pytest.fixture
@@ -84,6 +93,38 @@ async def test_fifty_triggers_run_exactly_once_over_two_servers_and_three_runner
         assert set(per_runner) == {r.runner_id for r in made}
         assert sum(s.stats()["triggers"] for s in schedulers) == 50
         assert sum(s.stats()["missed"] for s in schedulers) == 0
+
+
+async def test_a_leader_that_holds_no_socket_hears_the_answers_of_runners_elsewhere(
+    shared: ServerSettings, clock: ManualClock, runners: Runners
+) -> None:
+    """The runner is connected to the follower only: each trigger reaches it through the
+    other process, and its acknowledgement comes back the same way. python-socketio starts a
+    process's Redis listener when the first client connects to that process, so a leader
+    without sockets of its own heard no answer: every trigger timed out, and was recorded
+    `missed` while the runner ran it."""
+    async with (
+        serve(create_app(shared, scheduler_clock=clock)) as one,
+        serve(create_app(shared, scheduler_clock=clock)) as two,
+    ):
+        key = await one.new_tenant()
+        tenant = await one.user_of(key)
+        assert await eventually(lambda: scheduler_of(one).leading != scheduler_of(two).leading)
+        leader, follower = (one, two) if scheduler_of(one).leading else (two, one)
+        scheduler = scheduler_of(leader)
+        runner = runners.make(follower, key)
+        runner.register("etl", lambda: None, schedule="* * * * *", overlap="allow")
+        runner.start()
+        assert await eventually(lambda: joined(leader, scheduler))
+        for n in range(1, 4):
+            clock.advance(MINUTE)
+            assert await eventually(lambda n=n: settled(scheduler) == n, timeout=10), n
+        assert [t.delivery.answers for t in scheduler.recent] == [["started"]] * 3
+        assert scheduler.leading
+        assert not scheduler_of(follower).recent
+        stored = await eventually(lambda: _final(leader, tenant, "etl", 3), timeout=20)
+        assert {e.status for e in stored} == {ExecutionStatus.SUCCESS}
+        assert scheduler.stats()["missed"] == 0
 
 
 async def _final(live: Any, tenant: str, job_id: str, count: int) -> list[Any] | None:
@@ -195,7 +236,10 @@ async def test_a_dead_leader_is_replaced(shared: ServerSettings, runners: Runner
             runner.register("tick", lambda: None, schedule="* * * * * *", overlap="allow")
             runner.start()
             assert not scheduler.leading
-            assert await eventually(lambda: _final(survivor, tenant, "tick", 2), timeout=20)
+            # The leader holds no socket: it hears the runner's answers through Redis only.
+            # Three runs take longer than its acknowledgement timeout (2 s), so an answer it
+            # did not hear would be recorded `missed` beside the run before it is killed.
+            assert await eventually(lambda: _final(survivor, tenant, "tick", 3), timeout=20)
             assert not scheduler.leading  # the other process delivered those
             leader.send_signal(signal.SIGKILL)
             leader.wait(10)
