@@ -195,6 +195,7 @@ class TriggerScheduler:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            failed = False
             try:
                 await self._tick()
             except asyncio.CancelledError:
@@ -202,8 +203,9 @@ class TriggerScheduler:
             except Exception:
                 logger.warning("scheduler tick failed; retrying", exc_info=True)
                 self._next_due = None
+                failed = True
             cap = self.lease.ttl / 3
-            if self._leading:
+            if self._leading and not failed:  # a failed tick is not retried at once
                 left = self._refreshed_at + self.refresh_interval - time.monotonic()
                 cap = max(0.0, min(cap, left))
             await self.clock.wait(self._next_due, cap, self._wake)
