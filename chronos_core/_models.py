@@ -16,10 +16,11 @@ from croniter import croniter
 from pydantic import (
     AliasChoices,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -104,7 +105,11 @@ class Source(StrEnum):
 
 
 def parse_timestamp(value: Any) -> Any:
-    """Accept ISO-8601 strings and epoch milliseconds; naive datetimes are taken as UTC."""
+    """Accept ISO-8601 strings and epoch milliseconds; naive datetimes are taken as UTC.
+
+    Epoch milliseconds become a datetime here; other values are returned for pydantic to
+    parse (`Timestamp` then takes a naive result as UTC too).
+    """
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
@@ -132,9 +137,16 @@ def format_timestamp(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
+def _validate_timestamp(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    parsed: datetime = handler(parse_timestamp(value))
+    # A naive ISO string parses naive: UTC, like a naive datetime (and comparable with the
+    # aware timestamps of the same event).
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 Timestamp = Annotated[
     datetime,
-    BeforeValidator(parse_timestamp),
+    WrapValidator(_validate_timestamp),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
 

@@ -9,7 +9,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from chronos_core._models import (
     ExecutionEvent,
-    ExecutionIngested,
     IngestResult,
     ItemError,
     JobDefinition,
@@ -19,7 +18,7 @@ from chronos_core._models import (
 from chronos_server.auth import Principal
 from chronos_server.errors import BadRequest, PayloadTooLarge
 from chronos_server.storage import EventBroker, TelemetryStore
-from chronos_server.storage._codec import encode_received
+from chronos_server.storage._codec import encode_ingested, encode_received
 
 __all__ = ["IngestService", "truncate_log"]
 
@@ -67,11 +66,6 @@ class _BatchValidator:
                     field = _field(error["loc"])
                     errors.append(ItemError(index=index, field=field, message=message))
         return valid, errors
-
-
-# Summaries are validated from the received items of stored events, all in one call: those
-# items passed `ExecutionEvent`, whose fields and validators cover the summary's.
-_SUMMARIES: TypeAdapter[list[ExecutionIngested]] = TypeAdapter(list[ExecutionIngested])
 
 
 class IngestService:
@@ -125,16 +119,16 @@ class IngestService:
         events = [self._bounded(event) for _, event in valid]
         if not events:
             return IngestResult(success=not errors, errors=errors)
+        received = [items[index] for index, _ in valid]
         encoded = [
-            encode_received(items[index], event)
-            for (index, _), event in zip(valid, events, strict=True)
+            encode_received(item, event) for item, event in zip(received, events, strict=True)
         ]
         outcome = await self.store.ingest_executions(principal.tenant, events, encoded)
         if len(outcome.stored) == len(events):
-            stored = [items[index] for index, _ in valid]
+            stored = list(zip(received, events, strict=True))
         else:
-            position = {id(event): index for (index, _), event in zip(valid, events, strict=True)}
-            stored = [items[position[id(event)]] for event in outcome.stored]
+            position = {id(event): item for item, event in zip(received, events, strict=True)}
+            stored = [(position[id(event)], event) for event in outcome.stored]
         await self._publish(principal.tenant, stored)
         return IngestResult(
             success=not errors,
@@ -153,12 +147,12 @@ class IngestService:
             update["stderr"] = truncate_log(event.stderr, limit)
         return event.model_copy(update=update) if update else event
 
-    async def _publish(self, tenant: str, items: list[Any]) -> None:
+    async def _publish(self, tenant: str, stored: list[tuple[Any, ExecutionEvent]]) -> None:
         """Publish the summaries of stored executions, given their received items."""
-        if not items:
+        if not stored:
             return
         try:
-            await self.broker.publish(tenant, _SUMMARIES.validate_python(items))
+            await self.broker.publish(tenant, encode_ingested(stored))
         except Exception:
             # Stored is what counts; realtime delivery is best effort.
-            logger.exception("could not publish %d ingested executions", len(items))
+            logger.exception("could not publish %d ingested executions", len(stored))

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
+from pydantic import TypeAdapter
 
-from chronos_core._models import ExecutionEvent, JobDefinition
+from chronos_core._models import ExecutionEvent, ExecutionIngested, JobDefinition, format_timestamp
 
-__all__ = ["decode_event", "decode_job", "encode_event", "encode_job", "encode_received"]
+__all__ = [
+    "decode_event",
+    "decode_ingested",
+    "decode_job",
+    "encode_event",
+    "encode_ingested",
+    "encode_job",
+    "encode_received",
+    "encode_summaries",
+]
 
 # Wire name of every field, reachable by its wire name or its Python name.
 _WIRE_NAMES: dict[str, str] = {}
@@ -63,3 +74,59 @@ def decode_job(data: str | bytes) -> JobDefinition:
     jobs decodes the same few hundred definitions on every request. Models are frozen.
     """
     return JobDefinition.model_validate_json(data)
+
+
+def _timestamp(received: Any, value: datetime) -> str:
+    """The wire form of a timestamp: the received text when it is that form already
+    (`YYYY-MM-DDTHH:MM:SS.mmmZ`, what the SDK sends; validated with the rest of the item),
+    else formatted from the parsed value."""
+    if (
+        type(received) is str
+        and len(received) == 24
+        and received[23] == "Z"
+        and received[10] == "T"
+        and received[19] == "."
+    ):
+        return received
+    return format_timestamp(value)
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+def encode_ingested(stored: Sequence[tuple[Mapping[str, Any], ExecutionEvent]]) -> bytes:
+    """The JSON array of the `ExecutionIngested` summaries of stored executions, given each
+    one's received item and validated event: what `execution:ingested` carries.
+
+    The same JSON as pydantic would write for the summaries, several times faster: the
+    values come from the validated event, timestamps as received when already canonical.
+    """
+    summaries = []
+    for item, event in stored:
+        summary: dict[str, Any] = {
+            "jobId": event.job_id,
+            "execId": event.exec_id,
+            "status": event.status.value,
+            "startedAt": _timestamp(item.get("startedAt"), event.started_at),
+        }
+        if event.finished_at is not None:
+            summary["finishedAt"] = _timestamp(item.get("finishedAt"), event.finished_at)
+        if event.duration_ms is not None:
+            summary["durationMs"] = event.duration_ms
+        if event.exit_code is not None:
+            summary["exitCode"] = event.exit_code
+        summaries.append(summary)
+    return _encode_json(summaries)
+
+
+_INGESTED_LIST: TypeAdapter[list[ExecutionIngested]] = TypeAdapter(list[ExecutionIngested])
+
+
+def encode_summaries(items: Sequence[ExecutionIngested]) -> bytes:
+    """`encode_ingested` for summaries already built as models."""
+    return _INGESTED_LIST.dump_json(list(items), by_alias=True, exclude_none=True)
+
+
+def decode_ingested(payload: str | bytes) -> tuple[ExecutionIngested, ...]:
+    """Inverse of `encode_ingested`."""
+    return tuple(_INGESTED_LIST.validate_json(payload))

@@ -208,8 +208,11 @@ class EventBroker(Protocol):
     or is told explicitly that it may have (`BrokerEntry.reset`).
     """
 
-    async def publish(self, tenant: str, items: Sequence[ExecutionIngested]) -> None:
-        """Deliver to the tenant's current subscribers; best effort, never raises for them."""
+    async def publish(self, tenant: str, payload: bytes) -> None:
+        """Deliver one batch to the tenant's current subscribers and keep it for replay; best
+        effort, never raises for them. `payload` is the batch's JSON array of
+        `ExecutionIngested` summaries (`encode_ingested`): a broker that sends it on does so
+        untouched."""
 
     def subscribe(
         self, tenant: str

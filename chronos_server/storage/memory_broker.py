@@ -6,10 +6,11 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from chronos_core._models import ExecutionIngested
+from chronos_server.storage._codec import decode_ingested
 from chronos_server.storage._protocols import BrokerEntry
 
 __all__ = ["DEFAULT_REPLAY_ENTRIES", "DEFAULT_SUBSCRIBER_QUEUE", "InProcessBroker"]
@@ -47,12 +48,13 @@ class InProcessBroker:
         self._sequence = 0
         self.dropped = 0
 
-    async def publish(self, tenant: str, items: Sequence[ExecutionIngested]) -> None:
+    async def publish(self, tenant: str, payload: bytes) -> None:
         """Buffer the batch and hand it to every subscriber of `tenant`."""
+        items = decode_ingested(payload)
         if not items:
             return
         self._sequence += 1
-        entry = BrokerEntry(id=f"{self._epoch}-{self._sequence}", items=tuple(items))
+        entry = BrokerEntry(id=f"{self._epoch}-{self._sequence}", items=items)
         buffer = self._buffers.get(tenant)
         if buffer is None:
             buffer = self._buffers[tenant] = deque(maxlen=self._replay_entries)

@@ -37,12 +37,17 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 import redis.asyncio as aioredis
-from pydantic import TypeAdapter
 from redis.exceptions import RedisError
 
 from chronos_core._models import ExecutionEvent, ExecutionIngested, JobDefinition
 from chronos_server.errors import StoreUnavailable
-from chronos_server.storage._codec import decode_event, decode_job, encode_event, encode_job
+from chronos_server.storage._codec import (
+    decode_event,
+    decode_ingested,
+    decode_job,
+    encode_event,
+    encode_job,
+)
 from chronos_server.storage._metrics import (
     METRICS_TTL_SECONDS,
     ROLLING_HOURS,
@@ -53,6 +58,7 @@ from chronos_server.storage._metrics import (
     histogram_index,
 )
 from chronos_server.storage._protocols import BrokerEntry, IngestOutcome
+from chronos_server.storage._redis_client import open_client
 from chronos_server.storage._redis_reads import HASH_LUA, WINDOW_LUA, RedisReads
 from chronos_server.storage._redis_triggers import RedisTriggers
 
@@ -121,7 +127,7 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         """Connect and check the server answers."""
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(self.url, decode_responses=False)
+        client = open_client(self.url, decode_responses=False)
         try:
             await _guard(client.ping())
         except StoreUnavailable:
@@ -285,9 +291,6 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         return int(removed)
 
 
-_INGESTED_LIST: TypeAdapter[list[ExecutionIngested]] = TypeAdapter(list[ExecutionIngested])
-"""Serialises a published batch in one call (the same JSON as each item's `to_wire()`)."""
-
 _PUBLISH_LUA = """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -309,8 +312,7 @@ def _stream_id(value: str) -> tuple[int, int] | None:
 
 
 def _entry(entry_id: str, payload: str | bytes) -> BrokerEntry:
-    items = tuple(_INGESTED_LIST.validate_json(payload))
-    return BrokerEntry(id=entry_id, items=items)
+    return BrokerEntry(id=entry_id, items=decode_ingested(payload))
 
 
 class RedisBroker:
@@ -347,7 +349,7 @@ class RedisBroker:
     async def open(self) -> None:
         """Create the connection pool (connections are made on use)."""
         if self._client is None:
-            self._client = aioredis.Redis.from_url(self.url, decode_responses=False)
+            self._client = open_client(self.url, decode_responses=False)
             self._publish = self._client.register_script(_PUBLISH_LUA)
 
     async def close(self) -> None:
@@ -361,12 +363,11 @@ class RedisBroker:
             raise StoreUnavailable("the Redis broker is not open")
         return self._client
 
-    async def publish(self, tenant: str, items: Sequence[ExecutionIngested]) -> None:
+    async def publish(self, tenant: str, payload: bytes) -> None:
         """One Lua call for the batch: into the replay stream, then on the channel."""
-        if not items:
+        if payload in (b"", b"[]"):
             return
         self._require()
-        payload = _INGESTED_LIST.dump_json(list(items), by_alias=True, exclude_none=True)
         await _guard(
             self._publish(
                 keys=[self.stream_key(tenant)],

@@ -141,6 +141,19 @@ async def test_invalid_items_are_named_and_valid_ones_stored(server: LiveServer)
     assert bad.status_code == 404
 
 
+async def test_naive_timestamps_are_utc(server: LiveServer) -> None:
+    key = await server.new_tenant()
+    naive = iso(STARTED).removesuffix("Z")  # no offset: taken as UTC
+    item = event("naive", startedAt=naive, finishedAt=iso(STARTED + timedelta(seconds=2)))
+    async with server.client(key) as http:
+        answer = await http.post(BATCH, json={"executions": [item]})
+        stored = await http.get("/api/executions/naive")
+    assert answer.status_code == 200
+    assert answer.json()["ingested"] == 1
+    assert stored.json()["startedAt"] == iso(STARTED)
+    assert stored.json()["finishedAt"] == iso(STARTED + timedelta(seconds=2))
+
+
 async def test_invalid_job_definitions_are_named(server: LiveServer) -> None:
     key = await server.new_tenant()
     jobs = [
