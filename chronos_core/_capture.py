@@ -11,6 +11,7 @@ never into the run's captured output.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import random
@@ -133,6 +134,7 @@ class RunCapture:
 
     __slots__ = (
         "_console",
+        "_context",
         "_finish_latch",
         "_started_at",
         "_started_ns",
@@ -210,6 +212,8 @@ class RunCapture:
         self._started_at: datetime | None = None
         self._started_ns = 0
         self._trace_id: str | None = None
+        # The context `prepare()` read the trace in (see `_read_trace`).
+        self._context: contextvars.Context | None = None
         self._console: ConsoleCapture | None = None
         # Acquired by the first finish(); a non-blocking acquire makes finish() idempotent
         # even when two callbacks (or a signal handler) race to report the same run.
@@ -233,8 +237,14 @@ class RunCapture:
 
         For a forking worker: its parent prepares the run before the fork and the child
         starts it, and each object the child creates or first touches costs it a page copy.
-        Never raises; `start()` builds whatever is still missing.
+        The context is kept too: as long as the run's context is still the same one (a
+        forked child's is a copy of it), the trace is read from the kept context only when
+        the event is made (`event_from()`, in the parent), rather than by the child:
+        OpenTelemetry's lookup touches some 25 pages a child would copy. Never raises;
+        `start()` builds whatever is still missing.
         """
+        if self._started_at is None and self._context is None:
+            self._context = contextvars.copy_context()
         if self.capture_console and self._console is None and self._started_at is None:
             try:
                 self._console = ConsoleCapture(self.max_log_bytes)
@@ -250,7 +260,10 @@ class RunCapture:
         try:
             self._started_at = datetime.now(UTC)
             self._started_ns = time.perf_counter_ns()
-            self._trace_id = current_trace_id()
+            context = self._context
+            if context is None or context != contextvars.copy_context():
+                self._context = None
+                self._trace_id = current_trace_id()
             if self.emit_running and self.sink is not None:
                 self._record(self._build(status=ExecutionStatus.RUNNING))
             if self.capture_console:
@@ -315,7 +328,9 @@ class RunCapture:
         The fields include what only this process knows (start time, trace, pid), so the
         event can be made elsewhere from a copy of this object taken before the run started
         (a forking worker's parent, from its copy of the run it prepared before the fork).
-        Nothing is handed to the sink. None if already finished, or if the SDK failed (logged).
+        The trace is left out while the context is still the one `prepare()` kept: the copy
+        reads it from there. Nothing is handed to the sink. None if already finished, or if
+        the SDK failed (logged).
         """
         end_ns = time.perf_counter_ns()
         if not self._finish_latch.acquire(blocking=False):
@@ -335,13 +350,18 @@ class RunCapture:
                 fields["error_message"] = self._clean_text(error_message, MAX_MESSAGE_LENGTH)
             if error_type is not None:
                 fields["error_type"] = clip(error_type, MAX_SHORT_TEXT)
-            log_limit = min(self.max_log_bytes, MAX_LOG_LENGTH)
             captured_out = console.stdout if console is not None else None
             captured_err = console.stderr if console is not None else None
-            fields["stdout"] = self._log_field(stdout, captured_out, log_limit)
-            fields["stderr"] = self._log_field(stderr, captured_err, log_limit)
+            # Most runs print nothing: each call skipped here is a few pages fewer for a
+            # forked child to copy.
+            fields["stdout"] = fields["stderr"] = None
+            if stdout is not None or captured_out:
+                fields["stdout"] = self._log_field(stdout, captured_out)
+            if stderr is not None or captured_err:
+                fields["stderr"] = self._log_field(stderr, captured_err)
             fields["started_at"] = self._started_at
-            fields["trace_id"] = self._trace_id
+            if self._context is None:  # else read by event_from(), from the kept context
+                fields["trace_id"] = self._trace_id
             fields["pid"] = os.getpid()
         except Exception:
             logger.warning("chronos: could not build the event of %r", self, exc_info=True)
@@ -397,7 +417,7 @@ class RunCapture:
                 "worker": clip(self.worker, MAX_SHORT_TEXT),
                 "trigger_id": clip(self.trigger_id, MAX_SHORT_TEXT),
                 "scheduled_for": self.scheduled_for,
-                "trace_id": self._trace_id,
+                "trace_id": self._trace_id if self._context is None else self._kept_trace(),
                 **extra,
             }
         )
@@ -414,17 +434,40 @@ class RunCapture:
             self._started_at = datetime.now(UTC)
             end_ns = self._started_ns = time.perf_counter_ns()
         if self._trace_id is None:
-            self._trace_id = current_trace_id()
+            self._read_trace()
         duration_ns = max(0, end_ns - self._started_ns)
         if exit_code is None and isinstance(error, SystemExit) and isinstance(error.code, int):
             exit_code = error.code
+        if status is None:
+            status = _default_status(error)
+        elif type(status) is not ExecutionStatus:
+            status = _status(status)
         return {
-            "status": _default_status(error) if status is None else _status(status),
+            "status": status,
             # Derived from the monotonic clock, so never before started_at.
             "finished_at": self._started_at + timedelta(microseconds=duration_ns // 1000),
             "duration_ms": round(duration_ns / 1_000_000, 3),
             "exit_code": None if exit_code is None else int(exit_code),
         }
+
+    def _read_trace(self) -> None:
+        """The current trace, unless this context is still the one `prepare()` kept.
+
+        Equal contexts hold the same OpenTelemetry context, so the same span; comparing
+        them is one C call, and an identity check in a forked child that set nothing since.
+        """
+        context = self._context
+        if context is not None and context == contextvars.copy_context():
+            return
+        self._context = None
+        self._trace_id = current_trace_id()
+
+    def _kept_trace(self) -> str | None:
+        """The trace of the context `prepare()` kept, read now that the event is made."""
+        context, self._context = self._context, None
+        if context is not None:
+            self._trace_id = context.run(current_trace_id)
+        return self._trace_id
 
     def _error_fields(self, error: BaseException) -> dict[str, Any]:
         fields: dict[str, Any] = {"error_type": _error_type(error)}
@@ -448,9 +491,8 @@ class RunCapture:
                 fields["code_language"] = snippet.language
         return fields
 
-    def _log_field(
-        self, explicit: str | None, captured: BoundedText | None, limit: int
-    ) -> str | None:
+    def _log_field(self, explicit: str | None, captured: BoundedText | None) -> str | None:
+        limit = min(self.max_log_bytes, MAX_LOG_LENGTH)
         if explicit is not None:
             return self._clean_text(explicit, limit)
         if captured is None or not captured:

@@ -74,13 +74,6 @@ class HorseChannel:
     # Plain try/except rather than contextlib.suppress in what the horse runs: that is three
     # more Python functions for every horse to touch.
 
-    def horse_started(self) -> None:
-        """In the horse: drop the reading end, which belongs to the parent."""
-        try:  # noqa: SIM105
-            os.close(self._reader)
-        except OSError:
-            pass
-
     def send(self, items: list[Any]) -> list[Any]:
         """Write items to the parent; returns those that did not fit, for the caller to
         deliver itself. Never blocks: the parent reads only after the horse has exited."""
@@ -107,10 +100,26 @@ class HorseChannel:
             logger.warning("chronos: partial write to the parent worker; reports may be lost")
         return []
 
+    def send_one(self, item: Any) -> bool:
+        """`send([item])` for the horse's one report, with fewer calls; False if it did not
+        fit or could not be written, for the caller to deliver itself."""
+        frame = _frame(item)
+        if len(frame) > self.capacity:
+            return False
+        try:
+            os.write(self._writer, frame)
+        except OSError:
+            logger.debug("chronos: could not write to the parent worker", exc_info=True)
+            return False
+        return True
+
     def close_writer(self) -> None:
-        """Close the writing end (the parent right after the fork; the horse when done)."""
+        """Close the writing end (the parent before it reads; the horse when done)."""
+        writer, self._writer = self._writer, -1
+        if writer < 0:
+            return
         try:  # noqa: SIM105
-            os.close(self._writer)
+            os.close(writer)
         except OSError:
             pass
 
@@ -130,9 +139,18 @@ class HorseChannel:
         except OSError:
             logger.debug("chronos: could not read from the work horse", exc_info=True)
         finally:
+            reader, self._reader = self._reader, -1
             with contextlib.suppress(OSError):
-                os.close(self._reader)
+                os.close(reader)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def close(self) -> None:
+        """Close both ends (the parent, when there is nothing to collect)."""
+        self.close_writer()
+        reader, self._reader = self._reader, -1
+        if reader >= 0:
+            with contextlib.suppress(OSError):
+                os.close(reader)
 
     def receive(self) -> list[Any]:
         """In the parent, after the horse exited: every item it wrote. Closes the pipe."""

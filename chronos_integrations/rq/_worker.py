@@ -22,7 +22,6 @@ horse is a fresh interpreter without the channel, so it flushes (bounded) before
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -54,6 +53,7 @@ logger = logging.getLogger("chronos_integrations.rq")
 DEFAULT_HORSE_FLUSH_TIMEOUT = 2.0
 # RQ does not count attempts of exception retries; the attempt number is kept in job.meta.
 ATTEMPT_META_KEY = "chronos_attempt"
+SUCCESS = ExecutionStatus.SUCCESS
 
 
 class _HorseRun:
@@ -148,6 +148,7 @@ class ChronosWorkerMixin:
                 self._chronos_cron.stop()
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
+        self._chronos_discard(job)  # a previous horse's, if it was never collected
         channel = prepared = None
         if self._chronos() is not None:
             try:
@@ -166,20 +167,15 @@ class ChronosWorkerMixin:
         self._chronos_channel = channel
         self._chronos_prepared = prepared
         self._chronos_killed = None
+        # Nothing more here once the horse is forked: whatever the parent writes while its
+        # horse lives costs a page copy, so the write end is closed and `job.perform`
+        # removed in `_chronos_collect`, after the horse has exited. (The horse keeps its
+        # copy of the reading end: closing it would cost it more than it is worth.)
         try:
             super().fork_work_horse(job, queue)  # type: ignore[misc]
-        finally:
-            if channel is not None and not channel.in_horse:
-                channel.close_writer()
-                if prepared is not None:
-                    with contextlib.suppress(AttributeError):
-                        del job.perform
-
-    def main_work_horse(self, job: Any, queue: Any) -> None:
-        channel = self._chronos_channel
-        if channel is not None and channel.in_horse:
-            channel.horse_started()
-        super().main_work_horse(job, queue)  # type: ignore[misc]
+        except BaseException:
+            self._chronos_discard(job)
+            raise
 
     def monitor_work_horse(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -191,6 +187,15 @@ class ChronosWorkerMixin:
         self._chronos_killed = ret_val if isinstance(ret_val, int) else -1
         return super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[misc]
 
+    def _chronos_discard(self, job: Any) -> None:
+        """Close the channel and unwrap `job.perform` without collecting anything."""
+        channel, self._chronos_channel = self._chronos_channel, None
+        prepared, self._chronos_prepared = self._chronos_prepared, None
+        if channel is not None:
+            channel.close()
+        if prepared is not None:
+            vars(job).pop("perform", None)
+
     def _chronos_collect(self, job: Any, queue: Any) -> None:
         channel, self._chronos_channel = self._chronos_channel, None
         prepared, self._chronos_prepared = self._chronos_prepared, None
@@ -199,6 +204,9 @@ class ChronosWorkerMixin:
         if channel is None or setup is None:
             return
         try:
+            channel.close_writer()
+            if prepared is not None:
+                vars(job).pop("perform", None)
             payload = channel.receive_bytes()
             if payload and prepared is not None:
                 report = HorseReport(prepared.run, payload)
@@ -264,7 +272,7 @@ class ChronosWorkerMixin:
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         prepared, channel = self._chronos_prepared, self._chronos_channel
-        if prepared is not None and channel is not None and channel.in_horse:
+        if prepared is not None and channel is not None and channel.parent_pid != os.getpid():
             # A forked horse: the parent prepared the run and wrapped `job.perform`.
             try:
                 return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
@@ -291,15 +299,19 @@ class ChronosWorkerMixin:
     def _chronos_report(self, prepared: _HorseRun, channel: HorseChannel) -> None:
         """In a forked horse, once the job is done: its outcome to the parent."""
         try:
-            prepared.end(ExecutionStatus.FAILED, error_message="the job did not run to completion")
+            if prepared.fields is None:
+                prepared.end(
+                    ExecutionStatus.FAILED, error_message="the job did not run to completion"
+                )
             fields = prepared.fields
             if fields is None:
                 return
             # The status crosses as its value: pickling an enum member runs enum's Python code.
-            leftover = channel.send([{**fields, "status": fields["status"]._value_}])
-            channel.close_writer()
-            if not leftover:
+            # The writing end is left to the horse's exit to close.
+            fields["status"] = fields["status"]._value_
+            if channel.send_one(fields):
                 return
+            fields["status"] = ExecutionStatus(fields["status"])
             # Too large for the pipe: made and sent from here, as a horse without a channel.
             setup = self._chronos_setup
             if setup is None:
@@ -343,7 +355,14 @@ def _timed_perform(
         except BaseException as exc:
             _finish(end, run, job, exc, None)
             raise
-        _finish(end, run, job, None, result)
+        try:
+            retry = isinstance(result, Retry)  # RQ 2.3+: a job may return this to be retried
+        except Exception:
+            retry = False
+        if retry:
+            _finish(end, run, job, None, result)
+        else:  # the common case, with as few calls as can be: each is pages a horse copies
+            end(SUCCESS)
         return result
 
     return timed
@@ -388,4 +407,4 @@ def _success_status(result: Any) -> ExecutionStatus:
             return ExecutionStatus.RETRYING
     except Exception:
         logger.debug("chronos: could not check for Retry", exc_info=True)
-    return ExecutionStatus.SUCCESS
+    return SUCCESS

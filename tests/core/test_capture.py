@@ -393,3 +393,38 @@ def test_concluded_fields_make_the_event_finish_would(sink: ListSink) -> None:
     assert event.status is ExecutionStatus.FAILED
     assert event.error_type == "ValueError"
     assert event.started_at == run.started_at
+
+
+def test_a_prepared_run_reads_its_trace_from_the_context_it_was_prepared_in(
+    sink: ListSink,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("tests")
+    with tracer.start_as_current_span("worker") as span:
+        expected = format(span.get_span_context().trace_id, "032x")
+        before_start = RunCapture("job-1", exec_id="job-1:1").prepare()
+        run = RunCapture("job-1", sink=sink, exec_id="job-1:1").prepare().start()
+        fields = run.conclude()
+    assert fields is not None
+    assert "trace_id" not in fields, "unchanged context: the trace is read when the event is made"
+    # Made outside the span, as a forking worker's parent does: the kept context decides.
+    assert before_start.event_from(fields).trace_id == expected
+    assert run.event_from(fields).trace_id == expected
+
+
+def test_a_span_begun_after_prepare_is_the_runs_trace(sink: ListSink) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("tests")
+    run = RunCapture("job-1", sink=sink).prepare()
+    with tracer.start_as_current_span("job") as span:
+        run.start()
+        run.finish()
+    assert sink.only.trace_id == format(span.get_span_context().trace_id, "032x")
+
+
+def test_a_prepared_run_outside_any_span_has_no_trace(sink: ListSink) -> None:
+    run = RunCapture("job-1", sink=sink).prepare().start()
+    run.finish()
+    assert sink.only.trace_id is None
