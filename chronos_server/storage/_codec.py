@@ -29,6 +29,9 @@ for _name, _field in ExecutionEvent.model_fields.items():
     _alias = _field.alias or _name
     _WIRE_NAMES[_name] = _alias
     _WIRE_NAMES[_alias] = _alias
+_ALIASES = frozenset(_WIRE_NAMES.values())
+
+_encode_json = msgspec.json.Encoder().encode
 
 
 def encode_received(item: Mapping[str, Any], event: ExecutionEvent) -> str:
@@ -37,18 +40,26 @@ def encode_received(item: Mapping[str, Any], event: ExecutionEvent) -> str:
     Pydantic serialisation costs ~10 µs an event (timestamps go through Python); this keeps
     the received values of the known fields (already validated, read back through the same
     model) and drops unknown and null ones. Logs come from `event`, which may have truncated
-    them.
+    them. An item that has nothing to drop (what the SDK sends) is written as it is.
     """
+    stdout, stderr = event.stdout, event.stderr
+    if (
+        item.keys() <= _ALIASES
+        and None not in item.values()
+        and (stdout is None or stdout is item.get("stdout"))
+        and (stderr is None or stderr is item.get("stderr"))
+    ):
+        return _encode_json(item).decode()
     kept = {
         _WIRE_NAMES[key]: value
         for key, value in item.items()
         if value is not None and key in _WIRE_NAMES
     }
-    for name in ("stdout", "stderr"):
-        value = getattr(event, name)
-        if value is not None:
-            kept[name] = value
-    return msgspec.json.encode(kept).decode()
+    if stdout is not None:
+        kept["stdout"] = stdout
+    if stderr is not None:
+        kept["stderr"] = stderr
+    return _encode_json(kept).decode()
 
 
 def encode_event(event: ExecutionEvent) -> str:
@@ -89,9 +100,6 @@ def _timestamp(received: Any, value: datetime) -> str:
     ):
         return received
     return format_timestamp(value)
-
-
-_encode_json = msgspec.json.Encoder().encode
 
 
 def encode_ingested(stored: Sequence[tuple[Mapping[str, Any], ExecutionEvent]]) -> bytes:

@@ -6,9 +6,11 @@
 -- ARGV[2]  execution TTL (ms)      ARGV[3] now (ms)
 -- ARGV[4..6] TTL (s) of minute, hour and day buckets
 -- ARGV[7]  hours covered by a rolling summary    ARGV[8] its TTL (s)
--- then 8 values per event: execId, jobId, status, startedAt (ms), duration (ms or ""),
---   histogram index, job version (or ""), and the event JSON
--- Returns one code per event: 0 duplicate, 1 new, 2 completed a stored `running` one.
+-- then 5 values per event: execId, jobId, job version (or ""), "<status> <startedAt ms>
+--   <duration ms or -> <histogram index>", and the value to store: "R" (running) or "F"
+--   (final) followed by the event JSON
+-- Returns a string with one digit per event: 0 duplicate, 1 new, 2 completed a stored
+-- `running` one (a string is cheaper for the caller to read than a list of integers).
 --
 -- Rolling summaries (`r:<jobId>`, `rt` for the tenant; see `_window.lua`) hold the sum of the
 -- hour buckets from their `from` hour over ARGV[7] hours, and their histogram (`rh:<jobId>`,
@@ -31,10 +33,11 @@ local minute_ttl, hour_ttl, day_ttl = ARGV[4], ARGV[5], ARGV[6]
 local span = tonumber(ARGV[7]) * 3600
 local rolling_ttl = ARGV[8]
 local version_ttl = string.format('%d', math.floor(ttl / 1000))
-local FIRST, STRIDE = 9, 8
+local FIRST, STRIDE = 9, 5
 local all_index = prefix .. 'all'
 local status_prefix = prefix .. 's:'
 local call, floor, format, unpack = redis.call, math.floor, string.format, unpack
+local match = string.match
 
 -- A number as stored in a hash: exact (Redis would write a Lua number with 14 digits), and
 -- cheaply when it is a whole number (most are: counts, and durations in whole ms).
@@ -85,12 +88,12 @@ local groups = {}
 local result = {}
 local n_all = 0
 for i = FIRST, #ARGV, STRIDE do
-  local exec_id, job_id, status = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local started_text = ARGV[i + 3]
+  local exec_id, job_id, version, value = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 4]
+  local status, started_text, duration_text, hist =
+    match(ARGV[i + 3], '^(%a+) (-?%d+) (%S+) (%d+)$')
   local started = tonumber(started_text)
   local final = status ~= 'running'
   local key = prefix .. 'x:' .. exec_id
-  local value = (final and 'F' or 'R') .. ARGV[i + 7]
   -- New (the common case): one SET. Otherwise only a final run may replace a `running` one.
   local code = 1
   if not call('SET', key, value, 'PX', ttl_text, 'NX') then
@@ -136,7 +139,6 @@ for i = FIRST, #ARGV, STRIDE do
         by_minute = {}
         by_job[minute] = by_minute
       end
-      local version = ARGV[i + 6]
       local group = by_minute[version]
       if group == nil then
         group = {c = {}, dn = 0, ds = 0, h = {}, first = started, last = started}
@@ -147,15 +149,13 @@ for i = FIRST, #ARGV, STRIDE do
       end
       local c = group.c
       c[status] = (c[status] or 0) + 1
-      local text = ARGV[i + 4]
-      if text ~= '' then
-        local duration = tonumber(text)
+      if duration_text ~= '-' then
+        local duration = tonumber(duration_text)
         group.dn = group.dn + 1
         group.ds = group.ds + duration
         local lo, hi = group.lo, group.hi
         if lo == nil or duration < lo then group.lo = duration end
         if hi == nil or duration > hi then group.hi = duration end
-        local hist = ARGV[i + 5]
         local h = group.h
         h[hist] = (h[hist] or 0) + 1
       end
@@ -163,6 +163,7 @@ for i = FIRST, #ARGV, STRIDE do
   end
   result[#result + 1] = code
 end
+result = table.concat(result)
 
 for job_id, list in pairs(job_entries) do entries[prefix .. 'j:' .. job_id] = list end
 for status, list in pairs(statuses) do entries[status_prefix .. status] = list end

@@ -39,7 +39,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from chronos_core._models import ExecutionEvent, ExecutionIngested, JobDefinition
+from chronos_core._models import ExecutionEvent, ExecutionIngested, ExecutionStatus, JobDefinition
 from chronos_server.errors import StoreUnavailable
 from chronos_server.storage._codec import (
     decode_event,
@@ -72,6 +72,8 @@ _INGEST_LUA = (
     importlib.resources.files("chronos_server.storage").joinpath("_ingest.lua").read_text()
 )
 _LIST_CHUNK = 500
+_DUPLICATE = ord("0")
+"""The ingest script's code (one byte per event) for an execution already stored."""
 
 
 def tenant_prefix(key_prefix: str, tenant: str) -> str:
@@ -185,10 +187,10 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
         if not events:
             return IngestOutcome()
         keys, args = self.ingest_arguments(tenant, events, payloads)
-        codes = await _guard(self._ingest(keys=keys, args=args))
+        codes: bytes = await _guard(self._ingest(keys=keys, args=args))
         outcome = IngestOutcome()
         for event, code in zip(events, codes, strict=True):
-            if code:
+            if code != _DUPLICATE:
                 outcome.stored.append(event)
             else:
                 outcome.duplicates += 1
@@ -213,17 +215,21 @@ class RedisTelemetryStore(RedisReads, RedisTriggers):
             ROLLING_TTL_SECONDS,
         ]
         encoded = payloads if payloads is not None else [encode_event(e) for e in events]
+        running = ExecutionStatus.RUNNING
         for event, payload in zip(events, encoded, strict=True):
             duration = event.duration_ms
+            status = event.status
+            started = int(event.started_at.timestamp() * 1000)
+            if duration is None:
+                meta = f"{status.value} {started} - 0"
+            else:
+                meta = f"{status.value} {started} {duration!r} {histogram_index(duration)}"
             args += (
                 event.exec_id,
                 event.job_id,
-                event.status.value,
-                int(event.started_at.timestamp() * 1000),
-                "" if duration is None else repr(float(duration)),
-                histogram_index(duration) if duration is not None else 0,
                 event.job_version or "",
-                payload,
+                meta,
+                ("R" if status is running else "F") + payload,
             )
         return [prefix + "jobs"], args
 
