@@ -134,6 +134,7 @@ class RunCapture:
 
     __slots__ = (
         "_console",
+        "_console_begun",
         "_context",
         "_finish_latch",
         "_started_at",
@@ -212,9 +213,10 @@ class RunCapture:
         self._started_at: datetime | None = None
         self._started_ns = 0
         self._trace_id: str | None = None
-        # The context `prepare()` read the trace in (see `_read_trace`).
+        # The context `prepare()` kept: the run's trace, if it starts in it (see `start()`).
         self._context: contextvars.Context | None = None
         self._console: ConsoleCapture | None = None
+        self._console_begun = False
         # Acquired by the first finish(); a non-blocking acquire makes finish() idempotent
         # even when two callbacks (or a signal handler) race to report the same run.
         self._finish_latch = threading.Lock()
@@ -232,26 +234,47 @@ class RunCapture:
         """Whether `finish()` has been called."""
         return self._finish_latch.locked()
 
-    def prepare(self) -> RunCapture:
+    def prepare(self, *, begin_console: bool = False) -> RunCapture:
         """Build now what `start()` would build, so that `start()` only reads the clocks.
 
         For a forking worker: its parent prepares the run before the fork and the child
         starts it, and each object the child creates or first touches costs it a page copy.
-        The context is kept too: as long as the run's context is still the same one (a
-        forked child's is a copy of it), the trace is read from the kept context only when
-        the event is made (`event_from()`, in the parent), rather than by the child:
-        OpenTelemetry's lookup touches some 25 pages a child would copy. Never raises;
-        `start()` builds whatever is still missing.
+        The context is kept too: if `start()` runs in the same context (a forked child's is
+        a copy of it), the trace is the kept context's, read only when the event is made
+        (`event_from()`, in the parent) rather than by the child: OpenTelemetry's lookup
+        touches some 25 pages a child would copy.
+
+        With `begin_console`, console capture begins here, in this context, rather than at
+        `start()`: a forking worker's parent does so right before the fork, so its child
+        starts with the capture in place, and stops it in its own context with
+        `detach_console()`. Never raises; `start()` builds whatever is still missing.
         """
-        if self._started_at is None and self._context is None:
-            self._context = contextvars.copy_context()
-        if self.capture_console and self._console is None and self._started_at is None:
+        if self._started_at is not None:
+            return self
+        if self.capture_console and self._console is None:
             try:
-                self._console = ConsoleCapture(self.max_log_bytes)
-                install_console()
+                console = ConsoleCapture(self.max_log_bytes)
+                if begin_console:
+                    self._console_begun = True
+                    console.begin()  # installs the stream wrappers
+                else:
+                    install_console()
+                self._console = console
             except Exception:
                 logger.warning("chronos: could not prepare console capture", exc_info=True)
+        if self._context is None:
+            self._context = contextvars.copy_context()
         return self
+
+    def detach_console(self) -> None:
+        """Stop the console capture `prepare(begin_console=True)` began in this context,
+        without finishing the run (a forking worker's parent: its child finishes it)."""
+        console, self._console = self._console, None
+        if console is not None and self._console_begun:
+            try:
+                console.end()
+            except Exception:
+                logger.warning("chronos: could not stop console capture", exc_info=True)
 
     def start(self) -> RunCapture:
         """Note the start time, report `running` if asked, and begin console capture."""
@@ -260,13 +283,15 @@ class RunCapture:
         try:
             self._started_at = datetime.now(UTC)
             self._started_ns = time.perf_counter_ns()
+            # Equal contexts hold the same OpenTelemetry context, so the same span; comparing
+            # them is one C call, and an identity check in a forked child that set nothing.
             context = self._context
             if context is None or context != contextvars.copy_context():
                 self._context = None
                 self._trace_id = current_trace_id()
             if self.emit_running and self.sink is not None:
                 self._record(self._build(status=ExecutionStatus.RUNNING))
-            if self.capture_console:
+            if self.capture_console and not self._console_begun:
                 self._console = (self._console or ConsoleCapture(self.max_log_bytes)).begin()
             # Measured last, so the duration does not include the SDK's own start-up.
             self._started_ns = time.perf_counter_ns()
@@ -328,7 +353,7 @@ class RunCapture:
         The fields include what only this process knows (start time, trace, pid), so the
         event can be made elsewhere from a copy of this object taken before the run started
         (a forking worker's parent, from its copy of the run it prepared before the fork).
-        The trace is left out while the context is still the one `prepare()` kept: the copy
+        The trace is left out when the run started in the context `prepare()` kept: the copy
         reads it from there. Nothing is handed to the sink. None if already finished, or if
         the SDK failed (logged).
         """
@@ -433,8 +458,9 @@ class RunCapture:
             logger.debug("chronos: %r finished without being started", self)
             self._started_at = datetime.now(UTC)
             end_ns = self._started_ns = time.perf_counter_ns()
-        if self._trace_id is None:
-            self._read_trace()
+        if self._trace_id is None and self._context is None:
+            # Not started in a kept context: a span may have begun since start().
+            self._trace_id = current_trace_id()
         duration_ns = max(0, end_ns - self._started_ns)
         if exit_code is None and isinstance(error, SystemExit) and isinstance(error.code, int):
             exit_code = error.code
@@ -449,18 +475,6 @@ class RunCapture:
             "duration_ms": round(duration_ns / 1_000_000, 3),
             "exit_code": None if exit_code is None else int(exit_code),
         }
-
-    def _read_trace(self) -> None:
-        """The current trace, unless this context is still the one `prepare()` kept.
-
-        Equal contexts hold the same OpenTelemetry context, so the same span; comparing
-        them is one C call, and an identity check in a forked child that set nothing since.
-        """
-        context = self._context
-        if context is not None and context == contextvars.copy_context():
-            return
-        self._context = None
-        self._trace_id = current_trace_id()
 
     def _kept_trace(self) -> str | None:
         """The trace of the context `prepare()` kept, read now that the event is made."""

@@ -34,14 +34,24 @@ import struct
 from typing import Any
 
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture
+from chronos_core._models import (
+    MAX_LOG_LENGTH,
+    MAX_MESSAGE_LENGTH,
+    MAX_SNIPPET_LENGTH,
+    MAX_STACK_LENGTH,
+)
 
-__all__ = ["HorseChannel", "HorseReport", "decode_frames"]
+__all__ = ["HorseChannel", "HorseReport", "decode_frames", "report_size"]
 
 logger = logging.getLogger("chronos_integrations.rq")
 
-# Linux lets an unprivileged process grow a pipe to /proc/sys/fs/pipe-max-size (1 MiB by
-# default). One write no larger than the pipe's free space is never split or blocked.
+# A pipe holds 64 KiB unless grown; Linux lets an unprivileged process grow one to
+# /proc/sys/fs/pipe-max-size (1 MiB by default). One write no larger than the pipe's free
+# space is never split or blocked.
+DEFAULT_PIPE_SIZE = 1 << 16
 PIPE_SIZE = 1 << 20
+# What a report holds besides its texts (keys, times, ids, the error's type), generously.
+_REPORT_OVERHEAD = 4_096
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 # Each item is one frame: its length (4 bytes, big-endian), then its pickle.
@@ -53,16 +63,25 @@ class HorseChannel:
 
     __slots__ = ("_reader", "_writer", "capacity", "parent_pid")
 
-    def __init__(self) -> None:
-        self._reader, self._writer = os.pipe()
+    def __init__(self, size: int = PIPE_SIZE) -> None:
+        """A pipe for reports of up to `size` bytes (see `report_size`), as far as it can be
+        grown to; one opened per job, so as few system calls as can be."""
+        pipe2 = getattr(os, "pipe2", None)  # Linux; one call for both flags
+        if pipe2 is not None:
+            self._reader, self._writer = pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        else:
+            self._reader, self._writer = os.pipe()
+            os.set_blocking(self._writer, False)
+            os.set_blocking(self._reader, False)
         self.parent_pid = os.getpid()
-        self.capacity = 65_536
+        self.capacity = DEFAULT_PIPE_SIZE
+        if size > DEFAULT_PIPE_SIZE:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._writer, _F_SETPIPE_SZ, min(size, PIPE_SIZE))
         with contextlib.suppress(OSError):
-            fcntl.fcntl(self._writer, _F_SETPIPE_SZ, PIPE_SIZE)
-        with contextlib.suppress(OSError):
+            # Asked even when not grown: past a user's pipe-user-pages-soft, Linux makes
+            # smaller pipes.
             self.capacity = int(fcntl.fcntl(self._writer, _F_GETPIPE_SZ))
-        os.set_blocking(self._writer, False)
-        os.set_blocking(self._reader, False)
 
     @property
     def in_horse(self) -> bool:
@@ -178,6 +197,14 @@ class HorseReport:
         fields = frames[0]
         fields["status"] = ExecutionStatus(fields["status"])
         return self.run.event_from(fields)
+
+
+def report_size(max_log_bytes: int) -> int:
+    """The largest report a run can make with this limit: texts are cut to their limits in
+    UTF-8 bytes, as a pickle stores them. With the default limit (10 000), 64 KiB."""
+    log = min(max_log_bytes, MAX_LOG_LENGTH)
+    stack = min(max_log_bytes, MAX_STACK_LENGTH)
+    return 2 * log + stack + MAX_MESSAGE_LENGTH + MAX_SNIPPET_LENGTH + _REPORT_OVERHEAD
 
 
 def _frame(item: Any) -> bytes:

@@ -3,15 +3,18 @@
 Where each piece runs, for the forking `Worker`:
 
 - parent, before the fork: `fork_work_horse` opens a `HorseChannel`, prepares the job's
-  `RunCapture` (ids, queue, labels, console capture: everything but the outcome) and wraps
-  this job object's `perform` (an instance attribute, removed again in the parent right
-  after the fork). The horse inherits all of it: what it would build itself, it would pay
-  for in page copies (see `_channel`).
-- horse: the wrapped `perform` starts the capture right before the job function and ends it
-  right after, inside RQ's death penalty, so a `JobTimeoutException` is seen as `timeout`
+  `RunCapture` (ids, queue, labels, the context its trace will be read from: everything but
+  the outcome), begins its console capture in this context, which the horse inherits, and
+  wraps this job object's `perform` (an instance attribute). The horse inherits all of it:
+  what it would build itself, it would pay for in page copies (see `_channel`). The parent
+  does nothing more until the horse has exited: each page it writes while the horse lives
+  is copied too.
+- horse: the wrapped `perform` reads the clocks right before the job function and ends the
+  run right after, inside RQ's death penalty, so a `JobTimeoutException` is seen as `timeout`
   and RQ's own bookkeeping (Redis writes, callbacks) is not counted in the duration. When
   `perform_job` is done, the run's final fields (`RunCapture.conclude`) go through the pipe.
-- parent, after the horse exited: `monitor_work_horse` reads the pipe and hands the report
+- parent, after the horse exited: `monitor_work_horse` stops its copy of the console
+  capture, removes `job.perform`, reads the pipe and hands the report
   with its copy of the run to the exporter, whose thread makes the event; a horse that died
   without reporting (killed by a signal, by the OOM killer, or by RQ itself after
   `job_timeout + 60 s`) is reported from what the parent knows.
@@ -43,7 +46,7 @@ from chronos_core import (
     detect_app_version,
     get_exporter,
 )
-from chronos_integrations.rq._channel import HorseChannel, HorseReport
+from chronos_integrations.rq._channel import HorseChannel, HorseReport, report_size
 
 __all__ = ["ChronosWorkerMixin"]
 
@@ -99,6 +102,7 @@ class ChronosWorkerMixin:
     _chronos_setup: tuple[EventSink, bool, int, str | None] | None = None
     _chronos_disabled = False
     _chronos_killed: int | None = None
+    _chronos_pipe_size: int = 0
     _chronos_cron: Any = None
 
     # -- configuration -----------------------------------------------------------------
@@ -123,6 +127,7 @@ class ChronosWorkerMixin:
                 console = bool(settings.capture_console) if settings is not None else False
             limit = settings.max_log_bytes if settings is not None else 10_000
             self._chronos_setup = (sink, console, limit, detect_app_version())
+            self._chronos_pipe_size = report_size(limit)
             # Whatever the horse would build on first use is built here, once, and inherited
             # by every horse instead of being rebuilt in each (see `fork_work_horse`).
             Redactor.default()
@@ -152,14 +157,15 @@ class ChronosWorkerMixin:
         channel = prepared = None
         if self._chronos() is not None:
             try:
-                channel = HorseChannel()
+                channel = HorseChannel(self._chronos_pipe_size)
             except Exception:
                 logger.warning("chronos: no channel to the work horse", exc_info=True)
         if channel is not None:
             run = self._chronos_run(job, queue)
             if run is not None:
                 try:
-                    prepared = _HorseRun(run.prepare())
+                    # Console capture begins here, in this context, which the horse inherits.
+                    prepared = _HorseRun(run.prepare(begin_console=True))
                     job.perform = _timed_perform(job.perform, prepared.end, run, job)
                 except Exception:
                     logger.warning("chronos: could not wrap job %r", job.id, exc_info=True)
@@ -194,6 +200,7 @@ class ChronosWorkerMixin:
         if channel is not None:
             channel.close()
         if prepared is not None:
+            prepared.run.detach_console()
             vars(job).pop("perform", None)
 
     def _chronos_collect(self, job: Any, queue: Any) -> None:
@@ -206,6 +213,7 @@ class ChronosWorkerMixin:
         try:
             channel.close_writer()
             if prepared is not None:
+                prepared.run.detach_console()
                 vars(job).pop("perform", None)
             payload = channel.receive_bytes()
             if payload and prepared is not None:

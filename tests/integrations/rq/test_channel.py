@@ -75,3 +75,30 @@ def test_an_empty_report_is_an_error_for_the_exporter_to_count() -> None:
     prepared, _, _ = _failed_run()
     with pytest.raises(ValueError, match="empty or malformed"):
         HorseReport(prepared, b"").event()
+
+
+def test_a_report_at_every_limit_fits_the_pipe_opened_for_it() -> None:
+    from chronos_integrations.rq._channel import _frame, report_size
+
+    limit = 10_000
+    run = RunCapture("jobs.report", max_log_bytes=limit).start()
+    try:
+        raise ValueError("é" * 20_000)
+    except ValueError as error:
+        fields = run.conclude(error=error, stdout="ü" * 30_000, stderr="€" * 30_000)
+    assert fields is not None
+    fields["status"] = fields["status"].value
+    assert len(_frame(fields)) <= report_size(limit)
+    channel = HorseChannel(report_size(limit))
+    assert channel.capacity >= report_size(limit), "the default limit needs no larger pipe"
+    assert channel.send_one(fields)
+    channel.close_writer()
+    assert channel.receive() == [fields]
+
+
+def test_a_larger_limit_grows_the_pipe() -> None:
+    from chronos_integrations.rq._channel import report_size
+
+    channel = HorseChannel(report_size(200_000))
+    assert channel.capacity >= report_size(200_000)
+    channel.close()
