@@ -16,11 +16,10 @@ from croniter import croniter
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -105,17 +104,26 @@ class Source(StrEnum):
 
 
 def parse_timestamp(value: Any) -> Any:
-    """Accept ISO-8601 strings and epoch milliseconds; naive datetimes are taken as UTC.
+    """Accept ISO-8601 strings and epoch milliseconds; naive times are taken as UTC.
 
-    Epoch milliseconds become a datetime here; other values are returned for pydantic to
-    parse (`Timestamp` then takes a naive result as UTC too).
+    Returns a datetime, or the value for pydantic to parse (a string with an explicit offset
+    or `Z`, the common case, costs one check here) or to refuse with its own message.
     """
+    if isinstance(value, str):
+        if value[-1:] in ("Z", "z"):
+            return value
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return value
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value / 1000, tz=UTC)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
@@ -137,16 +145,9 @@ def format_timestamp(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def _validate_timestamp(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
-    parsed: datetime = handler(parse_timestamp(value))
-    # A naive ISO string parses naive: UTC, like a naive datetime (and comparable with the
-    # aware timestamps of the same event).
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 Timestamp = Annotated[
     datetime,
-    WrapValidator(_validate_timestamp),
+    BeforeValidator(parse_timestamp),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
 

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+from pydantic import ValidationError
+
 from chronos_core import _events
 from chronos_core._models import MAX_METADATA_BYTES, ExecutionEvent, ExecutionStatus, Source
 
@@ -85,3 +88,32 @@ def test_plain_metadata_over_the_limit_is_still_dropped() -> None:
     # A value that is not plain JSON goes through the JSON round trip, as before.
     assert _events.clean_metadata({"big": 2**60}) == {"big": 2**60}
     assert _events.clean_metadata({"when": UTC}) == {"when": "UTC"}
+
+
+@pytest.mark.parametrize(
+    ("received", "expected"),
+    [
+        ("2025-09-01T12:00:00.125Z", datetime(2025, 9, 1, 12, 0, 0, 125_000, tzinfo=UTC)),
+        ("2025-09-01T14:00:00.125+02:00", datetime(2025, 9, 1, 12, 0, 0, 125_000, tzinfo=UTC)),
+        ("2025-09-01T12:00:00.125", datetime(2025, 9, 1, 12, 0, 0, 125_000, tzinfo=UTC)),
+        (" 2025-09-01 12:00:00 ", datetime(2025, 9, 1, 12, tzinfo=UTC)),
+        (1_756_728_000_125, datetime(2025, 9, 1, 12, 0, 0, 125_000, tzinfo=UTC)),
+        ("1756728000125", datetime(2025, 9, 1, 12, 0, 0, 125_000, tzinfo=UTC)),
+        (datetime(2025, 9, 1, 12), datetime(2025, 9, 1, 12, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_are_read_as_utc(received: object, expected: datetime) -> None:
+    event = ExecutionEvent.model_validate(
+        {"execId": "e", "jobId": "j", "status": "success", "startedAt": received}
+    )
+    assert event.started_at == expected
+    assert event.started_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("received", ["yesterday", "2025-13-01T00:00:00Z", True, None])
+def test_a_bad_timestamp_names_its_field(received: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ExecutionEvent.model_validate(
+            {"execId": "e", "jobId": "j", "status": "success", "startedAt": received}
+        )
+    assert [error["loc"] for error in caught.value.errors()] == [("startedAt",)]
