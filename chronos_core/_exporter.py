@@ -176,7 +176,7 @@ class BatchExporter:
 
     def _enqueue(self, item: ExecutionEvent | DeferredEvent) -> bool:
         try:
-            if self._pid != os.getpid():
+            if self._pid != _Process.pid:
                 self._after_fork_in_child()
             if self._closed or self.settings.disabled:
                 self._drop("shutdown" if self._closed else "disabled", 1)
@@ -639,7 +639,15 @@ def _release_tls_setup() -> None:
     _client_module.tls_setup_lock.release()
 
 
+class _Process:
+    """This process's id, read once and again in a forked child (not a system call per
+    event); `_init_state` reads `os.getpid()` itself."""
+
+    pid = os.getpid()
+
+
 def _reinit_after_fork() -> None:
+    _Process.pid = os.getpid()
     _client_module.reset_tls_after_fork()
     for exporter in list(_live_exporters):
         with contextlib.suppress(Exception):

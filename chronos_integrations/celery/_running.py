@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture
+from chronos_integrations.celery import _runs
 from chronos_integrations.celery._runs import LeanRun, hostname
 
 __all__ = ["DEFAULT_RUNNING_AFTER", "RunningReporter"]
@@ -62,7 +63,8 @@ class RunningReporter:
     def add(self, key: Any, run: RunCapture | LeanRun) -> None:
         """Note a started run (on the task's thread: a dict store, and a pid check)."""
         self.pending[key] = (run, time.monotonic())
-        if self._pid != os.getpid():
+        # The pid `_runs` keeps (reset after fork): no system call per task.
+        if self._pid != _runs._pid:
             self._start()
 
     def discard(self, key: Any) -> None:
@@ -78,7 +80,7 @@ class RunningReporter:
         self._stop.set()
 
     def _start(self) -> None:
-        self._pid = os.getpid()
+        self._pid = _runs._pid
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name="chronos-celery-running", daemon=True

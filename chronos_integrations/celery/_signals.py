@@ -78,6 +78,19 @@ class TaskHooks(SignalReceivers):
             receivers.append((signals.task_success, self._on_success))
         self._receivers = tuple(receivers)
 
+    def watch_received(self, watch: bool) -> None:
+        """Listen to `task_received` (the default) or not.
+
+        Only a worker whose pool runs tasks in other processes (prefork) needs the request the
+        main process received, to report runs its pool child could not (a hard time limit, a
+        lost child, a terminated task). A solo or thread pool runs them in the main process,
+        which sees every run start: there, one signal receiver fewer per task.
+        """
+        if watch:
+            signals.task_received.connect(self._on_received, weak=False)
+        else:
+            signals.task_received.disconnect(self._on_received)
+
     def disconnect(self) -> None:
         """Disconnect every receiver; runs in flight are forgotten, not reported."""
         super().disconnect()

@@ -1,5 +1,7 @@
 """Worker processes: start clean after fork, flush before exit.
 
+- `worker_init` (the main process, before the pool starts): with a solo or thread pool,
+  `task_received` is not listened to (see `TaskHooks.watch_received`).
 - `worker_ready` (the main process) and `worker_process_init` (a prefork pool child, right
   after fork) give the worker's node name. In a new child, per-process state of ours starts
   empty. The exporter needs nothing: `BatchExporter` resets its queue and thread after
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import signals
+from celery.concurrency import get_implementation
 
 from chronos_integrations.celery._receivers import SignalReceivers
 from chronos_integrations.celery._signals import TaskHooks
@@ -26,6 +29,9 @@ from chronos_integrations.celery._signals import TaskHooks
 __all__ = ["WorkerHooks"]
 
 logger = logging.getLogger("chronos_integrations.celery")
+
+# Pools that run every task in the worker's main process, which sees each run start.
+_SAME_PROCESS_POOLS = frozenset({"celery.concurrency.solo", "celery.concurrency.thread"})
 
 
 class WorkerHooks(SignalReceivers):
@@ -36,11 +42,21 @@ class WorkerHooks(SignalReceivers):
         self._sink = sink
         self.flush_timeout = flush_timeout
         self._receivers = (
+            (signals.worker_init, self._on_worker_init),
             (signals.worker_ready, self._on_worker_ready),
             (signals.worker_process_init, self._on_process_init),
             (signals.worker_process_shutdown, self._on_process_shutdown),
             (signals.worker_shutdown, self._on_worker_shutdown),
         )
+
+    def _on_worker_init(self, sender: Any = None, **_: Any) -> None:
+        try:
+            if getattr(sender, "app", None) is not self.tasks.app:
+                return
+            pool = get_implementation(sender.pool_cls)
+            self.tasks.watch_received(pool.__module__ not in _SAME_PROCESS_POOLS)
+        except Exception:
+            logger.warning("chronos: worker_init hook failed", exc_info=True)
 
     def _on_worker_ready(self, sender: Any = None, **_: Any) -> None:
         try:

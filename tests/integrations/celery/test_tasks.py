@@ -264,3 +264,21 @@ def test_a_plain_sink_gets_finished_events(celery_app: Celery, worker: WorkerFac
     assert isinstance(event, ExecutionEvent)
     assert event.status is ExecutionStatus.SUCCESS
     assert event.job_id == "t.add"
+
+
+@pytest.mark.usefixtures("instrumented")
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_a_pool_in_the_main_process_leaves_task_received_alone(
+    celery_app: Celery, worker: WorkerFactory, live_server: ThreadedServer, pool: str
+) -> None:
+    from celery import signals
+
+    hooks = instrument(celery_app).tasks
+    receivers = [receiver for _, receiver in signals.task_received.receivers]
+    assert hooks._on_received in receivers
+    with worker(pool=pool):
+        receivers = [receiver for _, receiver in signals.task_received.receivers]
+        assert hooks._on_received not in receivers
+        result = celery_app.tasks["t.add"].delay(1, 1)
+        assert result.get(timeout=10) == 2
+    assert _only(live_server, "t.add", result.id).status is ExecutionStatus.SUCCESS
