@@ -18,9 +18,12 @@ an object writes its reference count, so what the horse builds or consults costs
 the parent pays one (cheaper) fault per page it writes after each fork, so a page the
 exporter's thread touches once per batch costs less than one touched once per job.
 
-Each report crosses as a pickle. The horse is a fork of this very process, so the values are
-those of the same code; and only the horse (and whatever it forks) holds the writing end of
-the pipe, code that already runs with the worker's own authority, so unpickling adds no trust.
+Each report crosses as a `marshal` of plain values (`to_wire`: the status as its value, times
+as POSIX timestamps, which turn back into the same microseconds): pickling the datetimes and
+the enum would touch their classes and modules in every horse, some 50 more pages. The horse
+is a fork of this very process, so both ends run the same interpreter; and only the horse (and
+whatever it forks) holds the writing end of the pipe, code that already runs with the
+worker's own authority, so reading what it wrote adds no trust.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import marshal
 import os
-import pickle
 import struct
+from datetime import UTC, datetime
 from typing import Any
 
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture
@@ -41,7 +45,7 @@ from chronos_core._models import (
     MAX_STACK_LENGTH,
 )
 
-__all__ = ["HorseChannel", "HorseReport", "decode_frames", "report_size"]
+__all__ = ["HorseChannel", "HorseReport", "decode_frames", "from_wire", "report_size", "to_wire"]
 
 logger = logging.getLogger("chronos_integrations.rq")
 
@@ -59,7 +63,8 @@ _FRAME_HEADER = struct.Struct(">I")
 
 
 class HorseChannel:
-    """A pipe from one work horse to its parent, carrying pickles as length-prefixed frames."""
+    """A pipe from one work horse to its parent, carrying plain values (`marshal`) as
+    length-prefixed frames."""
 
     __slots__ = ("_reader", "_writer", "capacity", "parent_pid")
 
@@ -122,7 +127,11 @@ class HorseChannel:
     def send_one(self, item: Any) -> bool:
         """`send([item])` for the horse's one report, with fewer calls; False if it did not
         fit or could not be written, for the caller to deliver itself."""
-        frame = _frame(item)
+        try:
+            frame = _frame(item)
+        except ValueError:  # not plain values after all: the caller sends it another way
+            logger.debug("chronos: a report the pipe cannot carry", exc_info=True)
+            return False
         if len(frame) > self.capacity:
             return False
         try:
@@ -194,21 +203,43 @@ class HorseReport:
         frames = decode_frames(self.payload)
         if not frames:
             raise ValueError("the work horse's report is empty or malformed")
-        fields = frames[0]
-        fields["status"] = ExecutionStatus(fields["status"])
-        return self.run.event_from(fields)
+        return self.run.event_from(from_wire(frames[0]))
 
 
 def report_size(max_log_bytes: int) -> int:
     """The largest report a run can make with this limit: texts are cut to their limits in
-    UTF-8 bytes, as a pickle stores them. With the default limit (10 000), 64 KiB."""
+    UTF-8 bytes, as `marshal` stores them. With the default limit (10 000), 64 KiB."""
     log = min(max_log_bytes, MAX_LOG_LENGTH)
     stack = min(max_log_bytes, MAX_STACK_LENGTH)
     return 2 * log + stack + MAX_MESSAGE_LENGTH + MAX_SNIPPET_LENGTH + _REPORT_OVERHEAD
 
 
+_TIMES = ("started_at", "finished_at")
+
+
+def to_wire(fields: dict[str, Any]) -> dict[str, Any]:
+    """`RunCapture.conclude()`'s fields as plain values, in place: the status as its value,
+    times as POSIX timestamps (floats keep every microsecond of a date this century)."""
+    fields["status"] = fields["status"]._value_
+    for name in _TIMES:
+        value = fields.get(name)
+        if value is not None:
+            fields[name] = value.timestamp()
+    return fields
+
+
+def from_wire(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields `to_wire` made plain, as `RunCapture.event_from()` takes them, in place."""
+    fields["status"] = ExecutionStatus(fields["status"])
+    for name in _TIMES:
+        value = fields.get(name)
+        if value is not None:
+            fields[name] = datetime.fromtimestamp(value, UTC)
+    return fields
+
+
 def _frame(item: Any) -> bytes:
-    body = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+    body = marshal.dumps(item, 2)  # version 2: no back-references, nothing to count
     return _FRAME_HEADER.pack(len(body)) + body
 
 
@@ -223,7 +254,7 @@ def decode_frames(data: bytes) -> list[Any]:
             logger.warning("chronos: dropped a truncated report from the work horse")
             break
         try:
-            items.append(pickle.loads(data[offset : offset + size]))
+            items.append(marshal.loads(data[offset : offset + size]))
         except Exception:
             logger.warning("chronos: dropped a malformed report from the work horse")
         offset += size

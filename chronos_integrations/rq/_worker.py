@@ -46,7 +46,13 @@ from chronos_core import (
     detect_app_version,
     get_exporter,
 )
-from chronos_integrations.rq._channel import HorseChannel, HorseReport, report_size
+from chronos_integrations.rq._channel import (
+    HorseChannel,
+    HorseReport,
+    from_wire,
+    report_size,
+    to_wire,
+)
 
 __all__ = ["ChronosWorkerMixin"]
 
@@ -314,12 +320,10 @@ class ChronosWorkerMixin:
             fields = prepared.fields
             if fields is None:
                 return
-            # The status crosses as its value: pickling an enum member runs enum's Python code.
-            # The writing end is left to the horse's exit to close.
-            fields["status"] = fields["status"]._value_
-            if channel.send_one(fields):
+            # Plain values cross (see `_channel`); the writing end is left to the horse's exit.
+            if channel.send_one(to_wire(fields)):
                 return
-            fields["status"] = ExecutionStatus(fields["status"])
+            from_wire(fields)
             # Too large for the pipe: made and sent from here, as a horse without a channel.
             setup = self._chronos_setup
             if setup is None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
-from chronos_integrations.rq._channel import HorseChannel, HorseReport
+from chronos_integrations.rq._channel import HorseChannel, HorseReport, from_wire, to_wire
 
 
 class _Keep:
@@ -47,7 +47,7 @@ def test_a_report_crosses_the_pipe_and_makes_the_same_event() -> None:
     assert finished.error_stack
     assert finished.code_snippet
     channel = HorseChannel()
-    assert channel.send([fields]) == []
+    assert channel.send([to_wire(dict(fields))]) == []
     channel.close_writer()
     payload = channel.receive_bytes()
     event = HorseReport(prepared, payload).event()
@@ -64,11 +64,12 @@ def test_a_report_crosses_the_pipe_and_makes_the_same_event() -> None:
 
 def test_a_truncated_frame_is_dropped_and_the_rest_kept() -> None:
     _, fields, _ = _failed_run()
+    wire = to_wire(dict(fields))
     channel = HorseChannel()
-    assert channel.send([fields]) == []
+    assert channel.send([wire]) == []
     os.write(channel._writer, b"\x00\x00\x10\x00partial")
     channel.close_writer()
-    assert channel.receive() == [fields]
+    assert channel.receive() == [wire]
 
 
 def test_an_empty_report_is_an_error_for_the_exporter_to_count() -> None:
@@ -87,7 +88,7 @@ def test_a_report_at_every_limit_fits_the_pipe_opened_for_it() -> None:
     except ValueError as error:
         fields = run.conclude(error=error, stdout="ü" * 30_000, stderr="€" * 30_000)
     assert fields is not None
-    fields["status"] = fields["status"].value
+    fields = to_wire(fields)
     assert len(_frame(fields)) <= report_size(limit)
     channel = HorseChannel(report_size(limit))
     assert channel.capacity >= report_size(limit), "the default limit needs no larger pipe"
@@ -102,3 +103,13 @@ def test_a_larger_limit_grows_the_pipe() -> None:
     channel = HorseChannel(report_size(200_000))
     assert channel.capacity >= report_size(200_000)
     channel.close()
+
+
+def test_plain_fields_turn_back_into_the_same_values() -> None:
+    _, fields, _ = _failed_run()
+    wire = to_wire(dict(fields))
+    assert type(wire["status"]) is str
+    assert isinstance(wire["started_at"], float)
+    back = from_wire(dict(wire))
+    assert back == fields
+    assert back["started_at"].microsecond == fields["started_at"].microsecond
