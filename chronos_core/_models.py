@@ -106,13 +106,12 @@ class Source(StrEnum):
 def parse_timestamp(value: Any) -> Any:
     """Accept ISO-8601 strings and epoch milliseconds; naive times are taken as UTC.
 
-    Returns a datetime, or the value for pydantic to parse (a string with an explicit offset
-    or `Z`, the common case, costs one check here) or to refuse with its own message.
+    Returns an aware datetime, or the value for pydantic to refuse with its own message. ISO
+    strings are read by `datetime.fromisoformat`: a `Z` string then carries `datetime.UTC`,
+    whose arithmetic is several times cheaper than pydantic's own zone type.
     """
     if isinstance(value, str):
-        if value[-1:] in ("Z", "z"):
-            return value
-        text = value.strip()
+        text = value if value[-1:] == "Z" else value.strip()
         if text.lstrip("-").isdigit():
             return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
         try:
