@@ -4,8 +4,9 @@
 
 Needs Redis on 127.0.0.1:6379 (database 13). Each configuration runs in a fresh subprocess
 (sentry-sdk's Celery integration cannot be removed once set up), rounds are interleaved, and
-the best round of each is kept. Every instrumented run exports over loopback HTTP to a sink
-that runs in a process of its own, as a real backend would:
+the best round of each is kept; each round's ratio to the bare run of the same round, and
+the median of those ratios, are printed too. Every instrumented run exports over loopback
+HTTP to a sink that runs in a process of its own, as a real backend would:
 
 - chronos: `instrument(app)` with a `BatchExporter` sending to the sink;
 - chronos-hooks: `instrument(app)` with a sink that drops events (and deferred runs, as the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import threading
@@ -189,20 +191,24 @@ def main() -> None:
     try:
         assert sink.stdout is not None
         url = sink.stdout.readline().strip()
-        best, skipped = _rounds(args.tasks, args.rounds, url)
+        best, skipped, paired = _rounds(args.tasks, args.rounds, url)
     finally:
         sink.terminate()
         sink.wait(10)
-    _report(args.tasks, args.rounds, best, skipped)
+    _report(args.tasks, args.rounds, best, skipped, paired)
 
 
 Best = dict[str, tuple[float, float]]  # mode -> (highest tasks/s, lowest CPU us per task)
+# mode -> per round, (tasks/s, CPU us per task) relative to bare's in the same round
+Paired = dict[str, list[tuple[float, float]]]
 
 
-def _rounds(tasks: int, rounds: int, sink: str) -> tuple[Best, dict[str, str]]:
+def _rounds(tasks: int, rounds: int, sink: str) -> tuple[Best, dict[str, str], Paired]:
     best: Best = {}
     skipped: dict[str, str] = {}
+    paired: Paired = {}
     for _ in range(rounds):
+        this_round: dict[str, tuple[float, float]] = {}
         for mode in MODES:
             if mode in skipped:
                 continue
@@ -219,10 +225,14 @@ def _rounds(tasks: int, rounds: int, sink: str) -> tuple[Best, dict[str, str]]:
             else:
                 rate, cpu = best.get(mode, (0.0, float("inf")))
                 best[mode] = (max(rate, result["tasks_per_s"]), min(cpu, result["cpu_us"]))
-    return best, skipped
+                this_round[mode] = (result["tasks_per_s"], result["cpu_us"])
+        bare_rate, bare_cpu = this_round["bare"]
+        for mode, (rate, cpu) in this_round.items():
+            paired.setdefault(mode, []).append((rate / bare_rate, cpu / bare_cpu))
+    return best, skipped, paired
 
 
-def _report(tasks: int, rounds: int, best: Best, skipped: dict[str, str]) -> None:
+def _report(tasks: int, rounds: int, best: Best, skipped: dict[str, str], paired: Paired) -> None:
     bare_rate, bare_cpu = best["bare"]
     print(f"no-op tasks on a solo worker, {tasks} tasks, best of {rounds} rounds")
     print("(CPU: the worker process, all its threads, per task)")
@@ -235,6 +245,21 @@ def _report(tasks: int, rounds: int, best: Best, skipped: dict[str, str]) -> Non
                 f"{mode:<14} {rate:7.0f} tasks/s {100 * (rate / bare_rate - 1):+6.1f} % vs bare"
                 f"   CPU {cpu:6.0f} us/task {100 * (cpu / bare_cpu - 1):+6.1f} %"
             )
+    # Load from other work drifts between rounds: each round's ratio to the bare run next to
+    # it, and their median, is less sensitive to that than the best of each column.
+    print("each round vs the bare run of the same round (tasks/s, CPU), and the median:")
+    for mode in MODES:
+        if mode == "bare" or mode not in paired:
+            continue
+        rates = [rate for rate, _ in paired[mode]]
+        cpus = [cpu for _, cpu in paired[mode]]
+        rounds_text = " ".join(
+            f"{100 * (r - 1):+.1f}/{100 * (c - 1):+.1f}" for r, c in paired[mode]
+        )
+        print(
+            f"{mode:<14} median {100 * (statistics.median(rates) - 1):+6.1f} % tasks/s"
+            f" {100 * (statistics.median(cpus) - 1):+6.1f} % CPU   rounds: {rounds_text}"
+        )
 
 
 if __name__ == "__main__":
