@@ -77,6 +77,35 @@ class _Relay:
     sockets: set[str] = field(default_factory=set)
 
 
+class _RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """python-socketio's Redis manager, closing the connections it replaces.
+
+    On a Redis error its listener (and its publisher) connect again with a new client and
+    pub/sub object and drop the old ones without closing them: their sockets are left to the
+    garbage collector, one per reconnection. Here the old ones are closed.
+    """
+
+    def _redis_connect(self) -> None:
+        old = [getattr(self, "pubsub", None), getattr(self, "redis", None)]
+        super()._redis_connect()
+        for client in old:
+            if client is not None:
+                task = asyncio.get_running_loop().create_task(_close(client))
+                _closing.add(task)
+                task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
+"""Close calls in flight (a task nobody references may be collected before it ends)."""
+
+
+async def _close(client: Any) -> None:
+    try:
+        await client.aclose()
+    except Exception:  # a connection Redis already dropped may fail to close cleanly
+        logger.debug("could not close a replaced Redis connection", exc_info=True)
+
+
 class RealtimeHub:
     """The `socketio.AsyncServer`, its authentication, rooms and the broker relay."""
 
@@ -92,7 +121,7 @@ class RealtimeHub:
         self.broker = broker
         manager: socketio.AsyncManager | None = None
         if redis_url is not None:
-            manager = socketio.AsyncRedisManager(redis_url, channel=channel)
+            manager = _RedisManager(redis_url, channel=channel)
         self.server = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=manager,
