@@ -20,7 +20,6 @@ __all__ = [
     "encode_ingested",
     "encode_job",
     "encode_received",
-    "encode_summaries",
 ]
 
 # Wire name of every field, reachable by its wire name or its Python name.
@@ -128,11 +127,6 @@ def encode_ingested(stored: Sequence[tuple[Mapping[str, Any], ExecutionEvent]]) 
 
 
 _INGESTED_LIST: TypeAdapter[list[ExecutionIngested]] = TypeAdapter(list[ExecutionIngested])
-
-
-def encode_summaries(items: Sequence[ExecutionIngested]) -> bytes:
-    """`encode_ingested` for summaries already built as models."""
-    return _INGESTED_LIST.dump_json(list(items), by_alias=True, exclude_none=True)
 
 
 def decode_ingested(payload: str | bytes) -> tuple[ExecutionIngested, ...]:
