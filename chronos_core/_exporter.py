@@ -55,8 +55,6 @@ OUTAGE_MAX_PAUSE = 30.0
 # One warning per drop reason per this many seconds, so a bad key does not flood the log.
 LOG_EVERY = 60.0
 
-_live_exporters: weakref.WeakSet[BatchExporter] = weakref.WeakSet()
-
 
 @dataclass(frozen=True, slots=True)
 class ExporterStats:
@@ -123,7 +121,6 @@ class BatchExporter:
         if self.spool is not None and self.spool.pending():
             # Batches left by a process that died: adopt them and send them now.
             self._start_thread()
-        _live_exporters.add(self)
         self_ref = weakref.ref(self)
         atexit.register(_flush_at_exit, self_ref)
 
@@ -205,8 +202,7 @@ class BatchExporter:
         failures are retried like execution batches; `flush()` waits for them too.
         """
         try:
-            if self._pid != os.getpid():
-                self._after_fork_in_child()
+            self._own()
             if self._closed or self.settings.disabled:
                 return
             with self._lock:
@@ -223,6 +219,7 @@ class BatchExporter:
 
     def forget_job(self, job_id: str) -> None:
         """Drop a pending registration and the memory of an accepted one (job removed)."""
+        self._own()
         with self._lock:
             self._jobs_pending.pop(job_id, None)
             self._jobs_accepted.pop(job_id, None)
@@ -233,8 +230,7 @@ class BatchExporter:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Send everything queued so far; True if nothing is left pending within `timeout`."""
-        if self._pid != os.getpid():
-            self._after_fork_in_child()
+        self._own()
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         if self._is_idle():
@@ -257,14 +253,13 @@ class BatchExporter:
         Events still pending after the timeout are spooled when a spool is configured,
         otherwise dropped and counted as `shutdown`. Returns True if everything was sent.
         """
+        self._own()
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         flushed = self.flush(timeout)
         self._closed = True
         self._stop.set()
         self._wakeup.set()
-        # Nothing to reset in a forked child (see `_after_fork_in_child`).
-        _live_exporters.discard(self)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(deadline - time.monotonic(), 0))
@@ -289,6 +284,7 @@ class BatchExporter:
 
     def stats(self) -> ExporterStats:
         """Counters since construction (or since fork, in a child process)."""
+        self._own()
         held = len(self._held) if self._held else 0
         # Spooled batches are on disk whether in flight or not.
         pending = held + self._inflight if self.spool is None else self.spool.owned()
@@ -324,9 +320,18 @@ class BatchExporter:
             self._thread = threading.Thread(target=self._run, name="chronos-exporter", daemon=True)
             self._thread.start()
 
+    def _own(self) -> None:
+        """In a forked child that has not used this exporter yet: its own state first."""
+        if self._pid != _Process.pid:
+            self._after_fork_in_child()
+
     def _after_fork_in_child(self) -> None:
         """The child gets its own queue and thread; the parent's pending events stay there.
 
+        Done on the child's first use of the exporter (every public method checks), not at
+        the fork: a child that never records (an RQ work horse, whose parent reports for it)
+        then touches none of it. Until then the child has copies of the parent's locks,
+        possibly held by a parent thread at the fork; nothing takes them before this runs.
         What the replaced state held (queued events, the HTTP client and its connection pool)
         stays referenced rather than freed: freeing it would write to each of those objects
         (reference counts), and every page a child writes after a fork is copied. An RQ
@@ -624,7 +629,7 @@ def _split(
 
 def _flush_at_exit(ref: Callable[[], BatchExporter | None]) -> None:
     exporter = ref()
-    if exporter is None or exporter._pid != os.getpid() or exporter._closed:
+    if exporter is None or exporter._pid != _Process.pid or exporter._closed:
         return
     with contextlib.suppress(Exception):
         exporter.shutdown(exporter.settings.shutdown_timeout)
@@ -647,11 +652,9 @@ class _Process:
 
 
 def _reinit_after_fork() -> None:
+    # Exporters rebuild their own state on first use in the child (`BatchExporter._own`).
     _Process.pid = os.getpid()
     _client_module.reset_tls_after_fork()
-    for exporter in list(_live_exporters):
-        with contextlib.suppress(Exception):
-            exporter._after_fork_in_child()
 
 
 os.register_at_fork(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from collections import deque
@@ -279,6 +281,7 @@ def _in_forked_child(check: Callable[[], bool]) -> int:
         pid = os.fork()
     if pid == 0:  # child
         code = 1
+        signal.alarm(20)  # a child stuck on a lock ends rather than hanging the test
         try:
             code = 0 if check() else 3
         finally:
@@ -323,6 +326,42 @@ def test_a_shut_down_exporter_stays_shut_down_in_a_forked_child(
 
     assert _in_forked_child(child) == 0
     assert recording_server.acknowledged_exec_ids() == ["parent:0"]
+
+
+def test_a_forked_child_uses_the_exporter_while_a_parent_thread_holds_its_lock(
+    recording_server: RecordingServer,
+) -> None:
+    """The child's state is rebuilt on its first use, before any lock is taken: a lock a
+    thread of the parent held at the fork (copied locked) is never waited for."""
+    exporter = exporter_for(recording_server.url, flush_interval=60)
+    exporter.record(make_event(0, job_id="parent"))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with exporter._lock:
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(5)
+
+    def child() -> bool:
+        exporter.forget_job("some-job")  # takes the lock: would wait for ever on the copy
+        stats = exporter.stats()  # its own counters, not the parent's queued event
+        exporter.register_jobs([])
+        recorded = exporter.record(make_event(1, job_id="child"))
+        return stats.queued == 0 and recorded and exporter.flush(5)
+
+    try:
+        assert _in_forked_child(child) == 0
+    finally:
+        release.set()
+        holder.join(5)
+    assert recording_server.acknowledged_exec_ids() == ["child:1"]
+    assert exporter.flush(5)
+    assert sorted(recording_server.acknowledged_exec_ids()) == ["child:1", "parent:0"]
+    exporter.shutdown(1)
 
 
 def test_exporter_log_records_do_not_loop_back(
