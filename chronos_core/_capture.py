@@ -124,6 +124,9 @@ def _status(status: ExecutionStatus | str) -> ExecutionStatus:
     return status if type(status) is ExecutionStatus else ExecutionStatus(status)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class RunCapture:
     """One run of a job, from `start()` to `finish()`, turned into an `ExecutionEvent`.
 
@@ -299,6 +302,25 @@ class RunCapture:
             logger.warning("chronos: could not start capturing %r", self, exc_info=True)
         return self
 
+    def start_from(
+        self, wall_ns: int, perf_ns: int, *, console: ConsoleCapture | None = None
+    ) -> RunCapture:
+        """Mark the run started at a moment read earlier, and adopt a console capture.
+
+        `wall_ns` and `perf_ns` are what `time.time_ns()` and `time.perf_counter_ns()` read
+        then. For an integration that reads the clocks around the job and builds the run only
+        when it needs one (an RQ work horse does, when a job fails or prints). `console`, a
+        capture already begun, is ended and read by `conclude()` as the run's own.
+        """
+        if self._started_at is not None:
+            return self
+        self._started_at = _EPOCH + timedelta(microseconds=wall_ns // 1_000)
+        self._started_ns = perf_ns
+        if console is not None:
+            self._console = console
+            self._console_begun = True
+        return self
+
     def finish(
         self,
         status: ExecutionStatus | None = None,
@@ -347,6 +369,7 @@ class RunCapture:
         stderr: str | None = None,
         error_message: str | None = None,
         error_type: str | None = None,
+        ended_ns: int | None = None,
     ) -> dict[str, Any] | None:
         """`finish()` short of making the event: the run's final fields, for `event_from()`.
 
@@ -355,9 +378,10 @@ class RunCapture:
         (a forking worker's parent, from its copy of the run it prepared before the fork).
         The trace is left out when the run started in the context `prepare()` kept: the copy
         reads it from there. Nothing is handed to the sink. None if already finished, or if
-        the SDK failed (logged).
+        the SDK failed (logged). `ended_ns`: the end as `time.perf_counter_ns()` read it, if
+        earlier than now.
         """
-        end_ns = time.perf_counter_ns()
+        end_ns = time.perf_counter_ns() if ended_ns is None else ended_ns
         if not self._finish_latch.acquire(blocking=False):
             return None
         # Stop capturing first: nothing the SDK logs below may land in the run's output.

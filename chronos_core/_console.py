@@ -95,9 +95,13 @@ class BoundedText:
 
 
 class ConsoleCapture:
-    """What one run printed: `begin()` in the run's context, `end()` when it finishes."""
+    """What one run printed: `begin()` in the run's context, `end()` when it finishes.
 
-    __slots__ = ("_ended", "_lock", "_parent", "_token", "stderr", "stdout")
+    `paused` (default False) passes writes through without keeping them, for a capture set
+    up once and switched on only while a job runs (an RQ worker's, in each work horse).
+    """
+
+    __slots__ = ("_ended", "_lock", "_parent", "_token", "paused", "stderr", "stdout")
 
     def __init__(self, max_bytes: int) -> None:
         self.stdout = BoundedText(max_bytes)
@@ -106,6 +110,7 @@ class ConsoleCapture:
         self._parent: ConsoleCapture | None = None
         self._token: Token[ConsoleCapture | None] | None = None
         self._ended = False
+        self.paused = False
 
     def begin(self) -> ConsoleCapture:
         """Install the stream wrappers if needed and send this context's output here."""
@@ -131,7 +136,7 @@ class ConsoleCapture:
     def _record(self, name: StreamName, text: str) -> None:
         capture: ConsoleCapture | None = self
         while capture is not None:
-            if not capture._ended:
+            if not capture._ended and not capture.paused:
                 with capture._lock:
                     (capture.stdout if name == "stdout" else capture.stderr).append(text)
             capture = capture._parent

@@ -3,14 +3,15 @@
 The horse ends with `os._exit()`: no atexit hook runs, so an event left in an exporter's
 queue there is lost. Two ways out: flush in the horse (an HTTP round trip for every job,
 paid in throughput, and a stuck server would hold each horse up to the flush timeout), or
-report from the parent. We report from the parent: the run is captured in the horse, where
-the job runs (exact timing, its stdout/stderr, the exception object for the stack and
-snippet), and what only the horse knows (`RunCapture.conclude()`: status, timing, error,
-output) is written to a pipe opened before the fork. The parent prepared the run before the
-fork (job id, queue, labels...), so that is all that crosses. The parent reads the pipe once
-the horse has exited and hands the bytes, with its copy of the run, to its own long-lived
-exporter, whose thread makes the event (`HorseReport.event`) when it sends the next batch.
-A report too large for the pipe is sent from the horse with a bounded flush instead; see
+report from the parent. We report from the parent: the run is timed in the horse, where the
+job runs (exact timing, its stdout/stderr, the exception object for the stack and snippet),
+and what only the horse knows is written to a pipe opened before the fork: for a plain
+success four numbers (start, duration, pid, and the trace when a span began in the horse),
+otherwise `RunCapture.conclude()`'s fields (status, timing, error, output). The parent noted
+the rest before the fork (`HorsePlan`: job id, queue, labels...). It reads the pipe once the
+horse has exited and hands the bytes, with the plan, to its own long-lived exporter, whose
+thread makes the event (`HorseReport.event`) when it sends the next batch. A report too
+large for the pipe is sent from the horse with a bounded flush instead; see
 `HorseChannel.send`.
 
 Why this split: after the fork every page the horse writes is copied, and in Python touching
@@ -29,23 +30,35 @@ worker's own authority, so reading what it wrote adds no trust.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import logging
 import marshal
 import os
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture
+from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
+from chronos_core._console import ConsoleCapture
 from chronos_core._models import (
     MAX_LOG_LENGTH,
     MAX_MESSAGE_LENGTH,
     MAX_SNIPPET_LENGTH,
     MAX_STACK_LENGTH,
 )
+from chronos_core._tracing import current_trace_id
 
-__all__ = ["HorseChannel", "HorseReport", "decode_frames", "from_wire", "report_size", "to_wire"]
+__all__ = [
+    "HorseChannel",
+    "HorsePlan",
+    "HorseReport",
+    "decode_frames",
+    "event_of",
+    "from_wire",
+    "report_size",
+    "to_wire",
+]
 
 logger = logging.getLogger("chronos_integrations.rq")
 
@@ -185,25 +198,135 @@ class HorseChannel:
         return decode_frames(self.receive_bytes())
 
 
+class HorsePlan:
+    """The run of the next work horse as its parent knows it before the fork, and what the
+    horse adds to it.
+
+    Made in the parent (a few attribute stores: no `RunCapture`, no console capture of its
+    own); the horse inherits it and, for the common outcome (the job returned, printed
+    nothing, did not ask to be retried), sets only `outcome`: its wall-clock start, its
+    duration and its pid, as a tuple of ints (and the trace id, when a span began in the
+    horse). Anything else (an error, output, a retry) makes a `RunCapture` in the horse
+    (`run()`), whose `conclude()` fields go in `fields`. The parent makes the event from
+    either, with a `RunCapture` of its own (`HorseReport.event`).
+    """
+
+    __slots__ = (
+        "app_version",
+        "attempt",
+        "channel",
+        "console",
+        "context",
+        "exec_id",
+        "fields",
+        "job_id",
+        "labels",
+        "max_log_bytes",
+        "outcome",
+        "queue",
+        "rq_job_id",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        channel: HorseChannel,
+        *,
+        job_id: str,
+        exec_id: str,
+        attempt: int,
+        rq_job_id: str,
+        queue: str | None,
+        worker: str | None,
+        labels: tuple[str, ...],
+        max_log_bytes: int,
+        app_version: str | None,
+        console: ConsoleCapture | None,
+    ) -> None:
+        self.channel = channel
+        self.job_id = job_id
+        self.exec_id = exec_id
+        self.attempt = attempt
+        self.rq_job_id = rq_job_id
+        self.queue = queue
+        self.worker = worker
+        self.labels = labels
+        self.max_log_bytes = max_log_bytes
+        self.app_version = app_version
+        self.console = console
+        # The parent's context at the fork, the horse's too: the trace is read from it when
+        # the event is made, not in the horse (OpenTelemetry's lookup touches many pages).
+        self.context = contextvars.copy_context()
+        self.outcome: tuple[int, int, int, str | None] | None = None
+        self.fields: dict[str, Any] | None = None
+
+    def run(self) -> RunCapture:
+        """A `RunCapture` of this run, not started (may raise `ValueError` on bad ids)."""
+        return RunCapture(
+            self.job_id,
+            source=Source.RQ,
+            exec_id=self.exec_id,
+            attempt=self.attempt,
+            max_log_bytes=self.max_log_bytes,
+            app_version=self.app_version,
+            labels=self.labels,
+            metadata={"rqJobId": self.rq_job_id},
+            queue=self.queue,
+            worker=self.worker,
+        )
+
+    def report(self) -> Any:
+        """What the horse sends: the outcome tuple, or the plain fields (`to_wire`)."""
+        if self.outcome is not None:
+            return self.outcome
+        if self.fields is not None:
+            return to_wire(self.fields)
+        return None
+
+
 class HorseReport:
-    """A horse's report as the parent received it, with the parent's copy of the run.
+    """A horse's report as the parent received it, with the parent's plan of the run.
 
     Handed to `BatchExporter.record_deferred`: its thread calls `event()` when it sends the
     next batch, so the parent's own loop only reads the pipe (see the module's docstring).
     """
 
-    __slots__ = ("payload", "run")
+    __slots__ = ("payload", "plan")
 
-    def __init__(self, run: RunCapture, payload: bytes) -> None:
-        self.run = run
+    def __init__(self, plan: HorsePlan, payload: bytes) -> None:
+        self.plan = plan
         self.payload = payload
 
     def event(self) -> ExecutionEvent:
-        """The run's event, made from the fields the horse concluded with."""
+        """The run's event, made from what the horse reported."""
         frames = decode_frames(self.payload)
         if not frames:
             raise ValueError("the work horse's report is empty or malformed")
-        return self.run.event_from(from_wire(frames[0]))
+        return event_of(self.plan, frames[0])
+
+
+def event_of(plan: HorsePlan, report: Any) -> ExecutionEvent:
+    """The event of `plan`'s run from the horse's report (`HorsePlan.report()`)."""
+    run = plan.run()
+    if isinstance(report, tuple | list):
+        wall_ns, duration_ns, pid, trace_id = report
+        started = _EPOCH + timedelta(microseconds=wall_ns // 1_000)
+        fields: dict[str, Any] = {
+            "status": ExecutionStatus.SUCCESS,
+            "started_at": started,
+            "finished_at": started + timedelta(microseconds=duration_ns // 1_000),
+            "duration_ms": round(duration_ns / 1_000_000, 3),
+            "exit_code": None,
+            "stdout": None,
+            "stderr": None,
+            "pid": pid,
+            "trace_id": trace_id,
+        }
+    else:
+        fields = from_wire(report)
+    if fields.get("trace_id") is None:
+        fields["trace_id"] = plan.context.run(current_trace_id)
+    return run.event_from(fields)
 
 
 def report_size(max_log_bytes: int) -> int:
@@ -215,6 +338,7 @@ def report_size(max_log_bytes: int) -> int:
 
 
 _TIMES = ("started_at", "finished_at")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_wire(fields: dict[str, Any]) -> dict[str, Any]:

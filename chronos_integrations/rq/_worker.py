@@ -2,22 +2,28 @@
 
 Where each piece runs, for the forking `Worker`:
 
-- parent, before the fork: `fork_work_horse` opens a `HorseChannel`, prepares the job's
-  `RunCapture` (ids, queue, labels, the context its trace will be read from: everything but
-  the outcome), begins its console capture in this context, which the horse inherits, and
-  wraps this job object's `perform` (an instance attribute). The horse inherits all of it:
-  what it would build itself, it would pay for in page copies (see `_channel`). The parent
-  does nothing more until the horse has exited: each page it writes while the horse lives
-  is copied too.
-- horse: the wrapped `perform` reads the clocks right before the job function and ends the
-  run right after, inside RQ's death penalty, so a `JobTimeoutException` is seen as `timeout`
-  and RQ's own bookkeeping (Redis writes, callbacks) is not counted in the duration. When
-  `perform_job` is done, the run's final fields (`RunCapture.conclude`) go through the pipe.
-- parent, after the horse exited: `monitor_work_horse` stops its copy of the console
-  capture, removes `job.perform`, reads the pipe and hands the report
-  with its copy of the run to the exporter, whose thread makes the event; a horse that died
-  without reporting (killed by a signal, by the OOM killer, or by RQ itself after
+- parent, before the fork: `fork_work_horse` opens a `HorseChannel` and notes what it knows
+  of the run in a `HorsePlan` (ids, attempt, queue, worker, its context), a handful of
+  attribute stores, and wraps this job object's `perform` (an instance attribute). With
+  console capture on, one `ConsoleCapture` is begun, paused, in the worker's context at its
+  first job and kept for the worker's life; each horse switches its copy on around the job.
+  The parent does nothing more until the horse has exited: each page it writes while the
+  horse lives is copied too.
+- horse: the wrapped `perform` reads the clocks right before the job function and right
+  after, inside RQ's death penalty, so a `JobTimeoutException` is seen as `timeout` and RQ's
+  own bookkeeping (Redis writes, callbacks) is not counted in the duration. A job that
+  returned, printed nothing and did not ask to be retried leaves a tuple of four values;
+  anything else is concluded by a `RunCapture` made there (status, error with stack and
+  snippet, output). When `perform_job` is done, that goes through the pipe.
+- parent, after the horse exited: `monitor_work_horse` removes `job.perform`, reads the pipe
+  and hands the report with the plan to the exporter, whose thread makes the event; a horse
+  that died without reporting (killed by a signal, by the OOM killer, or by RQ itself after
   `job_timeout + 60 s`) is reported from what the parent knows.
+
+Why so little per job: a forked horse copies every page it writes (in Python, touching an
+object writes its reference count), and the parent faults once on every page it writes after
+each fork; a bare no-op job is some 1,650 page faults in the horse and 760 in the parent, so
+each object built per job shows in the worker's throughput.
 
 `SimpleWorker` runs jobs in-process and records to the exporter directly; `SpawnWorker`'s
 horse is a fresh interpreter without the channel, so it flushes (bounded) before exiting.
@@ -27,12 +33,17 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
+
+# Names the horse calls are imported here rather than looked up where they are used: a
+# forked horse would otherwise look them up (and write to the objects involved) on every job.
+from contextvars import copy_context
 from datetime import UTC, datetime
+from os import getpid
+from time import perf_counter_ns, time_ns
 from typing import Any, ClassVar
 
-# Imported here rather than where they are used: a forked horse would otherwise look them up
-# (and write to the objects involved) on every job.
 from rq import Retry
 from rq.timeouts import JobTimeoutException
 
@@ -46,12 +57,14 @@ from chronos_core import (
     detect_app_version,
     get_exporter,
 )
+from chronos_core._console import ConsoleCapture
+from chronos_core._tracing import current_trace_id
 from chronos_integrations.rq._channel import (
     HorseChannel,
+    HorsePlan,
     HorseReport,
-    from_wire,
+    event_of,
     report_size,
-    to_wire,
 )
 
 __all__ = ["ChronosWorkerMixin"]
@@ -63,25 +76,6 @@ DEFAULT_HORSE_FLUSH_TIMEOUT = 2.0
 # RQ does not count attempts of exception retries; the attempt number is kept in job.meta.
 ATTEMPT_META_KEY = "chronos_attempt"
 SUCCESS = ExecutionStatus.SUCCESS
-
-
-class _HorseRun:
-    """The run a forking worker's parent prepared for its next horse, and its outcome.
-
-    The horse ends the run with `end()` (`RunCapture.conclude`: no event is made there);
-    `fields` is then what it sends to the parent.
-    """
-
-    __slots__ = ("fields", "run")
-
-    def __init__(self, run: RunCapture) -> None:
-        self.run = run
-        self.fields: dict[str, Any] | None = None
-
-    def end(self, status: ExecutionStatus | None = None, **outcome: Any) -> None:
-        fields = self.run.conclude(status, **outcome)
-        if fields is not None:
-            self.fields = fields
 
 
 def _is_timeout(error: BaseException) -> bool:
@@ -104,7 +98,8 @@ class ChronosWorkerMixin:
     chronos_horse_flush_timeout: ClassVar[float] = DEFAULT_HORSE_FLUSH_TIMEOUT
 
     _chronos_channel: HorseChannel | None = None
-    _chronos_prepared: _HorseRun | None = None
+    _chronos_plan: HorsePlan | None = None
+    _chronos_console: ConsoleCapture | None = None
     _chronos_setup: tuple[EventSink, bool, int, str | None] | None = None
     _chronos_disabled = False
     _chronos_killed: int | None = None
@@ -157,27 +152,25 @@ class ChronosWorkerMixin:
         finally:
             if self._chronos_cron is not None:
                 self._chronos_cron.stop()
+            console, self._chronos_console = self._chronos_console, None
+            if console is not None:
+                console.end()
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         self._chronos_discard(job)  # a previous horse's, if it was never collected
-        channel = prepared = None
-        if self._chronos() is not None:
+        plan = None
+        setup = self._chronos()
+        if setup is not None:
             try:
-                channel = HorseChannel(self._chronos_pipe_size)
+                plan = self._chronos_plan_for(job, queue, setup)
+                job.perform = _horse_perform(job.perform, plan, job)
             except Exception:
-                logger.warning("chronos: no channel to the work horse", exc_info=True)
-        if channel is not None:
-            run = self._chronos_run(job, queue)
-            if run is not None:
-                try:
-                    # Console capture begins here, in this context, which the horse inherits.
-                    prepared = _HorseRun(run.prepare(begin_console=True))
-                    job.perform = _timed_perform(job.perform, prepared.end, run, job)
-                except Exception:
-                    logger.warning("chronos: could not wrap job %r", job.id, exc_info=True)
-                    prepared = None
-        self._chronos_channel = channel
-        self._chronos_prepared = prepared
+                logger.warning("chronos: could not prepare job %r", job.id, exc_info=True)
+                if plan is not None:
+                    plan.channel.close()
+                plan = None
+        self._chronos_plan = plan
+        self._chronos_channel = plan.channel if plan is not None else None
         self._chronos_killed = None
         # Nothing more here once the horse is forked: whatever the parent writes while its
         # horse lives costs a page copy, so the write end is closed and `job.perform`
@@ -188,6 +181,35 @@ class ChronosWorkerMixin:
         except BaseException:
             self._chronos_discard(job)
             raise
+
+    def _chronos_plan_for(
+        self, job: Any, queue: Any, setup: tuple[EventSink, bool, int, str | None]
+    ) -> HorsePlan:
+        """The next horse's run, as far as the parent knows it (see `HorsePlan`)."""
+        _, capture_console, limit, app_version = setup
+        console = None
+        if capture_console:
+            # One capture for the worker's life, begun in its context (the horses' context
+            # too) and paused: each horse switches it on while its job runs.
+            console = self._chronos_console
+            if console is None:
+                console = ConsoleCapture(limit)
+                console.paused = True
+                console.begin()
+                self._chronos_console = console
+        return HorsePlan(
+            HorseChannel(self._chronos_pipe_size),
+            job_id=self.chronos_job_id(job)[:256],
+            exec_id=f"rq:{job.id}:{_execution_id(self, job)}"[:256],
+            attempt=_attempt_of(job),
+            rq_job_id=str(job.id),
+            queue=getattr(queue, "name", None),
+            worker=getattr(self, "name", None),
+            labels=tuple(self.chronos_labels),
+            max_log_bytes=limit,
+            app_version=app_version,
+            console=console,
+        )
 
     def monitor_work_horse(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -201,29 +223,26 @@ class ChronosWorkerMixin:
 
     def _chronos_discard(self, job: Any) -> None:
         """Close the channel and unwrap `job.perform` without collecting anything."""
-        channel, self._chronos_channel = self._chronos_channel, None
-        prepared, self._chronos_prepared = self._chronos_prepared, None
-        if channel is not None:
-            channel.close()
-        if prepared is not None:
-            prepared.run.detach_console()
+        self._chronos_channel = None
+        plan, self._chronos_plan = self._chronos_plan, None
+        if plan is not None:
+            plan.channel.close()
             vars(job).pop("perform", None)
 
     def _chronos_collect(self, job: Any, queue: Any) -> None:
-        channel, self._chronos_channel = self._chronos_channel, None
-        prepared, self._chronos_prepared = self._chronos_prepared, None
+        self._chronos_channel = None
+        plan, self._chronos_plan = self._chronos_plan, None
         killed, self._chronos_killed = self._chronos_killed, None
         setup = self._chronos_setup
-        if channel is None or setup is None:
+        if plan is None or setup is None:
             return
         try:
+            channel = plan.channel
             channel.close_writer()
-            if prepared is not None:
-                prepared.run.detach_console()
-                vars(job).pop("perform", None)
+            vars(job).pop("perform", None)
             payload = channel.receive_bytes()
-            if payload and prepared is not None:
-                report = HorseReport(prepared.run, payload)
+            if payload:
+                report = HorseReport(plan, payload)
                 sink = setup[0]
                 if isinstance(sink, BatchExporter):
                     sink.record_deferred(report)
@@ -285,13 +304,13 @@ class ChronosWorkerMixin:
             return None
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
-        prepared, channel = self._chronos_prepared, self._chronos_channel
-        if prepared is not None and channel is not None and channel.parent_pid != os.getpid():
-            # A forked horse: the parent prepared the run and wrapped `job.perform`.
+        plan = self._chronos_plan
+        if plan is not None and plan.channel.parent_pid != os.getpid():
+            # A forked horse: the parent planned the run and wrapped `job.perform`.
             try:
                 return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
             finally:
-                self._chronos_report(prepared, channel)
+                self._chronos_report(plan, job)
         # In-process (SimpleWorker), or a horse that is a fresh interpreter (SpawnWorker).
         run = self._chronos_run(job, queue)
         if run is not None:
@@ -310,29 +329,34 @@ class ChronosWorkerMixin:
                 except Exception:
                     logger.warning("chronos: could not deliver job %r", job.id, exc_info=True)
 
-    def _chronos_report(self, prepared: _HorseRun, channel: HorseChannel) -> None:
+    def _chronos_report(self, plan: HorsePlan, job: Any) -> None:
         """In a forked horse, once the job is done: its outcome to the parent."""
         try:
-            if prepared.fields is None:
-                prepared.end(
-                    ExecutionStatus.FAILED, error_message="the job did not run to completion"
+            if plan.outcome is None and plan.fields is None:
+                _conclude(
+                    plan,
+                    job,
+                    time.time_ns(),
+                    time.perf_counter_ns(),
+                    None,
+                    ExecutionStatus.FAILED,
+                    error_message="the job did not run to completion",
                 )
-            fields = prepared.fields
-            if fields is None:
+            report = plan.report()
+            if report is None:
                 return
             # Plain values cross (see `_channel`); the writing end is left to the horse's exit.
-            if channel.send_one(to_wire(fields)):
+            if plan.channel.send_one(report):
                 return
-            from_wire(fields)
             # Too large for the pipe: made and sent from here, as a horse without a channel.
             setup = self._chronos_setup
             if setup is None:
                 return
             sink = setup[0]
-            sink.record(prepared.run.event_from(fields))
+            sink.record(event_of(plan, report))
             self._chronos_flush(sink)
         except Exception:
-            logger.warning("chronos: could not report job %r", prepared.run.job_id, exc_info=True)
+            logger.warning("chronos: could not report job %r", plan.job_id, exc_info=True)
 
     def _chronos_deliver(self, run: RunCapture) -> None:
         run.finish(ExecutionStatus.FAILED, error_message="the job did not run to completion")
@@ -357,8 +381,8 @@ def _execution_id(worker: Any, job: Any) -> str:
 def _timed_perform(
     perform: Callable[[], Any], end: Callable[..., Any], run: RunCapture, job: Any
 ) -> Callable[[], Any]:
-    """`job.perform` with the capture around it, ended by `end` (`run.finish`, or the
-    horse's `_HorseRun.end`); results and exceptions pass through."""
+    """`job.perform` with the capture around it, ended by `end` (`run.finish`); results and
+    exceptions pass through. For a worker that runs the job in its own process."""
 
     def timed() -> Any:
         run.start()
@@ -367,17 +391,81 @@ def _timed_perform(
         except BaseException as exc:
             _finish(end, run, job, exc, None)
             raise
-        try:
-            retry = isinstance(result, Retry)  # RQ 2.3+: a job may return this to be retried
-        except Exception:
-            retry = False
-        if retry:
-            _finish(end, run, job, None, result)
-        else:  # the common case, with as few calls as can be: each is pages a horse copies
-            end(SUCCESS)
+        _finish(end, run, job, None, result)
         return result
 
     return timed
+
+
+def _horse_perform(perform: Callable[[], Any], plan: HorsePlan, job: Any) -> Callable[[], Any]:
+    """`job.perform` timed in a forked horse, its outcome noted in `plan`.
+
+    The common outcome (returned, printed nothing, no `Retry`) costs two clock readings on
+    each side of the job, a pid and a tuple: every object the horse touches is a page it
+    copies. Anything else is concluded by a `RunCapture` made here (`_conclude`).
+    """
+
+    def timed() -> Any:
+        console = plan.console
+        if console is not None:
+            console.paused = False
+        wall = time_ns()
+        start = perf_counter_ns()
+        try:
+            result = perform()
+        except BaseException as exc:
+            end = perf_counter_ns()
+            if console is not None:
+                console.paused = True
+            _conclude(plan, job, wall, start, end, _failure_status(exc, job), error=exc)
+            raise
+        end = perf_counter_ns()
+        plain = True
+        if console is not None:
+            console.paused = True
+            plain = not (console.stdout or console.stderr)
+        if plain:
+            try:
+                plain = not isinstance(result, Retry)  # RQ 2.3+: a job may ask to be retried
+            except Exception:
+                plain = True
+        if plain:
+            # A span begun in the horse (around the job) is read here; else the parent reads
+            # the trace of the context it forked in (one C call tells them apart).
+            context = plan.context
+            trace = None if context == copy_context() else current_trace_id()
+            plan.outcome = (wall, end - start, getpid(), trace)
+        else:
+            _conclude(plan, job, wall, start, end, _success_status(result))
+        return result
+
+    return timed
+
+
+def _conclude(
+    plan: HorsePlan,
+    job: Any,
+    wall_ns: int,
+    start_ns: int,
+    end_ns: int | None,
+    status: ExecutionStatus | None,
+    *,
+    error: BaseException | None = None,
+    error_message: str | None = None,
+) -> None:
+    """In the horse, an outcome other than a plain success: `plan.fields` from a run."""
+    try:
+        if status is ExecutionStatus.RETRYING:
+            # RQ saves the job (meta included) when it requeues it, so the next attempt
+            # reads its number from here without an extra Redis write of ours.
+            job.meta[ATTEMPT_META_KEY] = plan.attempt + 1
+        run = plan.run().start_from(wall_ns, start_ns, console=plan.console)
+        plan.console = None  # ended by the run
+        plan.fields = run.conclude(
+            status, error=error, error_message=error_message, ended_ns=end_ns
+        )
+    except Exception:
+        logger.warning("chronos: could not conclude the run of %s", plan.job_id, exc_info=True)
 
 
 def _attempt_of(job: Any) -> int:

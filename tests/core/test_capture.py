@@ -4,7 +4,8 @@ import asyncio
 import re
 import sys
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -428,3 +429,35 @@ def test_a_prepared_run_outside_any_span_has_no_trace(sink: ListSink) -> None:
     run = RunCapture("job-1", sink=sink).prepare().start()
     run.finish()
     assert sink.only.trace_id is None
+
+
+def test_a_run_started_from_clocks_read_earlier_keeps_them() -> None:
+    wall, perf = time.time_ns(), time.perf_counter_ns()
+    console = _console.ConsoleCapture(1_000)
+    console.begin()
+    print("while the job ran")
+    run = RunCapture("job-1").start_from(wall, perf, console=console)
+    fields = run.conclude(ended_ns=perf + 1_500_000)
+    assert fields is not None
+    assert fields["started_at"] == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        microseconds=wall // 1_000
+    )
+    assert fields["duration_ms"] == 1.5
+    assert fields["stdout"] == "while the job ran\n"
+    print("after the run")  # the run ended the capture it adopted
+    assert console.stdout.text() == "while the job ran\n"
+
+
+def test_a_paused_console_capture_passes_writes_through_without_keeping_them() -> None:
+    console = _console.ConsoleCapture(1_000)
+    console.paused = True
+    console.begin()
+    try:
+        print("not kept")
+        console.paused = False
+        print("kept")
+        console.paused = True
+        print("not kept either")
+    finally:
+        console.end()
+    assert console.stdout.text() == "kept\n"

@@ -46,3 +46,17 @@ class TinyPipeWorker(ChronosWorker):
         if self._chronos_channel is not None:
             self._chronos_channel.capacity = 8
         super().main_work_horse(job, queue)
+
+
+class ChattyParentWorker(ChronosWorker):
+    """A worker that prints in the parent around every horse: none of it is a job's output."""
+
+    def fork_work_horse(self, job: Any, queue: Any) -> None:
+        print(f"parent: forking for {job.id}")
+        super().fork_work_horse(job, queue)
+
+    def monitor_work_horse(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().monitor_work_horse(job, queue, *args, **kwargs)
+        finally:
+            print(f"parent: collected {job.id}", file=sys.stderr)

@@ -8,41 +8,46 @@ from datetime import UTC, datetime
 import pytest
 
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
-from chronos_integrations.rq._channel import HorseChannel, HorseReport, from_wire, to_wire
+from chronos_integrations.rq._channel import (
+    HorseChannel,
+    HorsePlan,
+    HorseReport,
+    from_wire,
+    to_wire,
+)
 
 
-class _Keep:
-    def __init__(self) -> None:
-        self.events: list[ExecutionEvent] = []
+def _plan(channel: HorseChannel | None = None) -> HorsePlan:
+    return HorsePlan(
+        channel or HorseChannel(),
+        job_id="jobs.report",
+        exec_id="rq:1:2",
+        attempt=1,
+        rq_job_id="1",
+        queue="default",
+        worker="w1",
+        labels=("a",),
+        max_log_bytes=10_000,
+        app_version="1.2.3",
+        console=None,
+    )
 
-    def record(self, event: ExecutionEvent) -> bool:
-        self.events.append(event)
-        return True
 
-
-def _failed_run() -> tuple[RunCapture, dict[str, object], ExecutionEvent]:
-    """A copy of a run made before it started, its final fields, and its own event."""
-    options: dict[str, object] = {
-        "source": Source.RQ,
-        "exec_id": "rq:1:2",
-        "labels": ["a"],
-        "metadata": {"rqJobId": "1"},
-        "queue": "default",
-        "scheduled_for": datetime(2025, 9, 1, tzinfo=UTC),
-    }
-    prepared = RunCapture("jobs.report", **options)  # type: ignore[arg-type]
-    run = RunCapture("jobs.report", **options).start()  # type: ignore[arg-type]
+def _failed_run() -> tuple[HorsePlan, dict[str, object], ExecutionEvent]:
+    """A plan of a run, the final fields of that run, and the run's own event."""
+    plan = _plan()
+    run = plan.run().start()
     try:
         raise ValueError("boom")
     except ValueError as error:
         fields = run.conclude(error=error, stdout="out")
     assert fields is not None
     assert run.conclude() is None, "a run concludes once"
-    return prepared, fields, run.event_from(fields)
+    return plan, fields, run.event_from(fields)
 
 
 def test_a_report_crosses_the_pipe_and_makes_the_same_event() -> None:
-    prepared, fields, finished = _failed_run()
+    plan, fields, finished = _failed_run()
     assert finished.status is ExecutionStatus.FAILED
     assert finished.error_stack
     assert finished.code_snippet
@@ -50,16 +55,37 @@ def test_a_report_crosses_the_pipe_and_makes_the_same_event() -> None:
     assert channel.send([to_wire(dict(fields))]) == []
     channel.close_writer()
     payload = channel.receive_bytes()
-    event = HorseReport(prepared, payload).event()
+    event = HorseReport(plan, payload).event()
     assert event.status is ExecutionStatus.FAILED
     assert event.pid == os.getpid()
     assert event.error_stack == finished.error_stack
     assert event.stdout == "out"
-    # Made by the parent's copy of the run from the horse's fields: the very event the
-    # horse would have made.
+    assert event.source is Source.RQ
+    assert (event.queue, event.worker, event.labels) == ("default", "w1", ["a"])
+    assert event.metadata == {"rqJobId": "1"}
+    # Made by the parent from its plan and the horse's fields: the very event the horse
+    # would have made.
     assert event == finished
     assert event.model_fields_set == finished.model_fields_set
     assert event.to_wire() == finished.to_wire()
+
+
+def test_a_plain_success_crosses_as_a_tuple_of_numbers() -> None:
+    channel = HorseChannel()
+    plan = _plan(channel)
+    wall = 1_764_000_000_123_456_789  # ns
+    plan.outcome = (wall, 2_500_000, 4242, None)  # 2.5 ms
+    assert channel.send_one(plan.report())
+    channel.close_writer()
+    event = HorseReport(plan, channel.receive_bytes()).event()
+    assert event.status is ExecutionStatus.SUCCESS
+    assert event.started_at == datetime(2025, 11, 24, 16, 0, 0, 123456, tzinfo=UTC)
+    assert event.finished_at == datetime(2025, 11, 24, 16, 0, 0, 125956, tzinfo=UTC)
+    assert event.duration_ms == 2.5
+    assert event.pid == 4242
+    assert (event.exec_id, event.job_id, event.attempt) == ("rq:1:2", "jobs.report", 1)
+    assert event.app_version == "1.2.3"
+    assert (event.stdout, event.error_type, event.trace_id) == (None, None, None)
 
 
 def test_a_truncated_frame_is_dropped_and_the_rest_kept() -> None:
@@ -73,9 +99,9 @@ def test_a_truncated_frame_is_dropped_and_the_rest_kept() -> None:
 
 
 def test_an_empty_report_is_an_error_for_the_exporter_to_count() -> None:
-    prepared, _, _ = _failed_run()
+    plan, _, _ = _failed_run()
     with pytest.raises(ValueError, match="empty or malformed"):
-        HorseReport(prepared, b"").event()
+        HorseReport(plan, b"").event()
 
 
 def test_a_report_at_every_limit_fits_the_pipe_opened_for_it() -> None:

@@ -75,6 +75,23 @@ def test_failure_output_and_timeout(
     assert slow.get_status() == JobStatus.FAILED
 
 
+def test_what_the_parent_prints_is_no_jobs_output(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    queue = Queue(queue_name, connection=redis)
+    for n in range(3):
+        queue.enqueue(f"{JOBS}.chatty", n)
+    queue.enqueue(f"{JOBS}.add", 1, 2)
+    done = run_worker(live_server, queue_name, worker_class=f"{JOBS}.ChattyParentWorker")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("parent: forking for") == 4
+    found = live_server.wait_for_executions(f"{JOBS}.chatty", 3)
+    assert sorted(e.stdout or "" for e in found) == [f"processing {n}\n" for n in range(3)]
+    assert {e.stderr for e in found} == {"careful\n"}
+    [quiet] = live_server.wait_for_executions(f"{JOBS}.add", 1)
+    assert (quiet.stdout, quiet.stderr) == (None, None)
+
+
 def test_retried_job_reports_each_attempt(
     redis: Redis, queue_name: str, live_server: ThreadedServer
 ) -> None:
