@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from chronos_core._models import MAX_METADATA_BYTES, ExecutionEvent, ExecutionStatus, Source
 
-__all__ = ["clean_metadata", "clip", "trusted_event"]
+__all__ = ["clean_metadata", "clip", "trusted_event", "wire_timestamp"]
 
 logger = logging.getLogger("chronos_core.capture")
 
@@ -66,6 +67,26 @@ def _is_small_plain(metadata: dict[str, Any]) -> bool:
             size += _JSON_SCALAR_BYTES
         size += _JSON_BYTES_PER_CHAR * len(key) + 4
     return size <= MAX_METADATA_BYTES
+
+
+# The last whole second `wire_timestamp` formatted, and its text: a worker finishes many runs
+# within one second.
+_last_second: tuple[int, str] = (-1, "")
+
+
+def wire_timestamp(micros: int) -> str:
+    """Microseconds since the epoch as the wire writes a timestamp (`format_timestamp`'s text:
+    UTC, milliseconds, `Z`), without making a datetime. For integrations that build an event's
+    wire form directly (`DeferredEvent.wire`)."""
+    global _last_second
+    second, fraction = divmod(micros, 1_000_000)
+    cached = _last_second
+    if cached[0] == second:
+        prefix = cached[1]
+    else:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = (second, prefix)
+    return f"{prefix}.{fraction // 1_000:03d}Z"
 
 
 def clip(value: str | None, limit: int) -> str | None:

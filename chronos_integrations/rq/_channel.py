@@ -40,12 +40,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
+from chronos_core._capture import _hostname
 from chronos_core._console import ConsoleCapture
+from chronos_core._events import wire_timestamp
 from chronos_core._models import (
+    MAX_ID_LENGTH,
+    MAX_LABELS,
     MAX_LOG_LENGTH,
     MAX_MESSAGE_LENGTH,
+    MAX_SHORT_TEXT,
     MAX_SNIPPET_LENGTH,
     MAX_STACK_LENGTH,
+    MAX_VERSION_LENGTH,
 )
 from chronos_core._tracing import current_trace_id
 
@@ -299,10 +305,53 @@ class HorseReport:
 
     def event(self) -> ExecutionEvent:
         """The run's event, made from what the horse reported."""
+        return event_of(self.plan, self._report())
+
+    def wire(self) -> dict[str, Any]:
+        """`event().to_wire()`; for a plain success made directly, without a `RunCapture` or
+        a model (the exporter's thread calls this for every job, in the worker's parent)."""
+        report = self._report()
+        plan = self.plan
+        if not isinstance(report, tuple | list) or not _valid_ids(plan):
+            return event_of(plan, report).to_wire()
+        wall_ns, duration_ns, pid, trace_id = report
+        started = wall_ns // 1_000
+        if trace_id is None:
+            trace_id = plan.context.run(current_trace_id)
+        wire: dict[str, Any] = {
+            "execId": plan.exec_id,
+            "jobId": plan.job_id,
+            "status": "success",
+            "startedAt": wire_timestamp(started),
+            "finishedAt": wire_timestamp(started + duration_ns // 1_000),
+            "durationMs": round(duration_ns / 1_000_000, 3),
+            "attempt": max(1, int(plan.attempt)),
+            "labels": [str(label)[:MAX_SHORT_TEXT] for label in plan.labels[:MAX_LABELS]],
+            "metadata": {"rqJobId": plan.rq_job_id},
+            "source": "rq",
+            "host": _hostname(),
+            "pid": pid,
+        }
+        for key, value, limit in (
+            ("appVersion", plan.app_version, MAX_VERSION_LENGTH),
+            ("queue", plan.queue, MAX_SHORT_TEXT),
+            ("worker", plan.worker, MAX_SHORT_TEXT),
+        ):
+            if value:
+                wire[key] = value[:limit]
+        if trace_id is not None:
+            wire["traceId"] = trace_id
+        return wire
+
+    def _report(self) -> Any:
         frames = decode_frames(self.payload)
         if not frames:
             raise ValueError("the work horse's report is empty or malformed")
-        return event_of(self.plan, frames[0])
+        return frames[0]
+
+
+def _valid_ids(plan: HorsePlan) -> bool:
+    return all(0 < len(value) <= MAX_ID_LENGTH for value in (plan.job_id, plan.exec_id))
 
 
 def event_of(plan: HorsePlan, report: Any) -> ExecutionEvent:

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from chronos_core import _events
-from chronos_core._models import MAX_METADATA_BYTES, ExecutionEvent, ExecutionStatus, Source
+from chronos_core._events import wire_timestamp
+from chronos_core._models import (
+    MAX_METADATA_BYTES,
+    ExecutionEvent,
+    ExecutionStatus,
+    Source,
+    format_timestamp,
+)
 
 
 def _all_fields() -> dict[str, object]:
@@ -117,3 +124,12 @@ def test_a_bad_timestamp_names_its_field(received: object) -> None:
             {"execId": "e", "jobId": "j", "status": "success", "startedAt": received}
         )
     assert [error["loc"] for error in caught.value.errors()] == [("startedAt",)]
+
+
+@pytest.mark.parametrize(
+    "micros", [0, 999, 1_000, 1_764_000_000_123_456, 1_764_000_000_999_999, 4_102_444_799_999_999]
+)
+def test_wire_timestamps_are_the_models_timestamps(micros: int) -> None:
+    value = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    assert wire_timestamp(micros) == format_timestamp(value)
+    assert wire_timestamp(micros) == wire_timestamp(micros)  # the cached second too

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from chronos_integrations.rq._channel import (
     HorseChannel,
     HorsePlan,
     HorseReport,
+    _frame,
     from_wire,
     to_wire,
 )
@@ -105,7 +107,7 @@ def test_an_empty_report_is_an_error_for_the_exporter_to_count() -> None:
 
 
 def test_a_report_at_every_limit_fits_the_pipe_opened_for_it() -> None:
-    from chronos_integrations.rq._channel import _frame, report_size
+    from chronos_integrations.rq._channel import report_size
 
     limit = 10_000
     run = RunCapture("jobs.report", max_log_bytes=limit).start()
@@ -139,3 +141,42 @@ def test_plain_fields_turn_back_into_the_same_values() -> None:
     back = from_wire(dict(wire))
     assert back == fields
     assert back["started_at"].microsecond == fields["started_at"].microsecond
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"labels": tuple(f"label-{n}-" + "x" * 300 for n in range(80))},
+        {"queue": "q" * 300, "worker": None, "app_version": "v" * 200},
+        {"app_version": None, "labels": ()},
+    ],
+)
+def test_the_wire_form_of_a_plain_success_is_its_events(changes: dict[str, Any]) -> None:
+    channel = HorseChannel()
+    plan = _plan(channel)
+    for name, value in changes.items():
+        setattr(plan, name, value)
+    for wall in (1_764_000_000_123_456_789, 1_764_000_000_999_999_999, 1_000_000):
+        plan.outcome = (wall, 1_234_567, 77, None)
+        report = HorseReport(plan, _frame(plan.report()))
+        assert report.wire() == report.event().to_wire()
+    plan.outcome = (1_764_000_000_000_000_000, 5, 77, "ab" * 16)
+    report = HorseReport(plan, _frame(plan.report()))
+    assert report.wire()["traceId"] == "ab" * 16
+    assert report.wire() == report.event().to_wire()
+
+
+def test_the_wire_form_of_other_outcomes_is_their_events() -> None:
+    plan, fields, finished = _failed_run()
+    report = HorseReport(plan, _frame(to_wire(dict(fields))))
+    assert report.wire() == finished.to_wire()
+
+
+def test_a_run_with_an_invalid_id_fails_to_encode_as_it_fails_to_build() -> None:
+    plan = _plan()
+    plan.job_id = ""
+    plan.outcome = (1_764_000_000_000_000_000, 5, 77, None)
+    report = HorseReport(plan, _frame(plan.report()))
+    with pytest.raises(ValueError, match="job_id"):
+        report.wire()
