@@ -1,11 +1,13 @@
 """`running` events for runs that last: reported by a daemon thread, not by every task.
 
 Most Celery tasks finish in milliseconds; a `running` event for each would double what the
-exporter encodes and sends, and that work competes with the tasks for the GIL. Instead a run
-is noted when it starts, and a thread of ours reports `running` for the runs still in flight
-`running_after` seconds later (default 1 s). A short task is one event, a long one shows as
-running within about a second. The thread is started lazily, again in each forked pool child,
-and takes no lock a task could wait on.
+exporter encodes and sends, and that work competes with the tasks for the GIL. Instead a
+thread of ours looks at the runs in flight (the task hooks' own dict, copied in one step)
+every half `running_after` seconds (default 1 s) and reports `running` for those that started
+more than `running_after` ago and that it has not reported yet. A task does nothing for it
+(no bookkeeping as it starts or ends); a short task is one event, a long one shows as running
+within about a second and a half. The thread is started lazily, again in each forked pool
+child, and takes no lock a task could wait on.
 """
 
 from __future__ import annotations
@@ -48,44 +50,46 @@ def running_event(run: RunCapture | LeanRun) -> ExecutionEvent:
     )
 
 
+def _started_before(run: RunCapture | LeanRun, perf_ns: int, wall: float) -> bool:
+    if isinstance(run, LeanRun):
+        return run.started_before(perf_ns)
+    started = run.started_at
+    return started is not None and started.timestamp() < wall
+
+
 class RunningReporter:
-    """Reports `running` for the runs in `pending` older than `delay` seconds."""
+    """Reports `running` for the runs in flight that started more than `delay` seconds ago."""
 
     def __init__(self, sink: Callable[[], Any], delay: float) -> None:
         self._sink = sink
         self.delay = delay
-        # key -> (run, monotonic start); tasks add and remove, the thread pops what is due.
-        self.pending: dict[Any, tuple[RunCapture | LeanRun, float]] = {}
-        self._pid = 0
+        # What the thread scans: the runs in flight (a snapshot), given by `start`.
+        self._runs: Callable[[], list[RunCapture | LeanRun]] = list
+        # The runs reported and still in flight, by identity (they are kept alive here).
+        self._reported: dict[int, RunCapture | LeanRun] = {}
+        # The process the thread runs in (0: none yet).
+        self.pid = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def add(self, key: Any, run: RunCapture | LeanRun) -> None:
-        """Note a started run (on the task's thread: a dict store, and a pid check)."""
-        self.pending[key] = (run, time.monotonic())
-        # The pid `_runs` keeps (reset after fork): no system call per task.
-        if self._pid != _runs._pid:
-            self._start()
-
-    def discard(self, key: Any) -> None:
-        """The run ended: no `running` event for it."""
-        self.pending.pop(key, None)
-
-    def reset(self) -> None:
-        """Forget pending runs (a new pool child)."""
-        self.pending = {}
-
-    def stop(self) -> None:
-        """Stop the thread (uninstrument)."""
-        self._stop.set()
-
-    def _start(self) -> None:
-        self._pid = _runs._pid
+    def start(self, runs: Callable[[], list[RunCapture | LeanRun]]) -> None:
+        """Start the thread in this process; it scans what `runs()` returns."""
+        self._runs = runs
+        self.pid = _runs._pid
+        self._reported = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name="chronos-celery-running", daemon=True
         )
         self._thread.start()
+
+    def reset(self) -> None:
+        """Forget the runs reported (a new pool child)."""
+        self._reported = {}
+
+    def stop(self) -> None:
+        """Stop the thread (uninstrument)."""
+        self._stop.set()
 
     def _loop(self) -> None:
         stop = self._stop
@@ -97,14 +101,25 @@ class RunningReporter:
                 logger.debug("chronos: could not report running tasks", exc_info=True)
 
     def _report_due(self) -> None:
-        pending = self.pending
-        if not pending:
+        runs = self._runs()
+        reported = self._reported
+        if not runs and not reported:
             return
-        due = time.monotonic() - self.delay
-        sink = self._sink()
-        for key, (run, started) in list(pending.items()):
-            if started > due or pending.pop(key, None) is None:
+        perf_due = time.perf_counter_ns() - int(self.delay * 1e9)
+        wall_due = time.time() - self.delay
+        still: dict[int, RunCapture | LeanRun] = {}
+        sink: Any = None
+        for run in runs:
+            key = id(run)
+            if key in reported:
+                still[key] = run
                 continue
-            if run.finished or run.started_at is None or sink is None:
+            if run.finished or not _started_before(run, perf_due, wall_due):
                 continue
+            still[key] = run
+            if sink is None:
+                sink = self._sink()
+                if sink is None:
+                    continue
             sink.record(running_event(run))
+        self._reported = still

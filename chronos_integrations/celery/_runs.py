@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -89,10 +90,33 @@ def _queue(request: Any) -> str | None:
     return str(queue) if queue else None
 
 
+_OTEL_CONTEXT_MODULE = "opentelemetry.context"
+
+
+def _trace_id() -> str | None:
+    """`current_trace_id()`, answered without looking for a span when the context is empty.
+
+    A span can only be current if something set a value in OpenTelemetry's current context
+    (a tracer's span or a span context attached by hand alike): an empty context (the usual
+    case in a worker that imports OpenTelemetry without tracing tasks) has none, and reading
+    it is two calls where looking for the span is five. Anything else is asked as before.
+    """
+    context: Any = sys.modules.get(_OTEL_CONTEXT_MODULE)
+    if context is not None:
+        try:
+            if not context.get_current():
+                return None
+        except Exception:  # an incompatible OpenTelemetry: `current_trace_id` copes
+            pass
+    return current_trace_id()
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The last whole second formatted by `_iso_millis`, and its text: a worker finishes many
 # tasks within one second.
 _last_second: tuple[int, str] = (-1, "")
+# A `LeanRun` value not worked out yet.
+_UNSET: Any = object()
 
 
 def _iso_millis(micros: int) -> str:
@@ -112,31 +136,36 @@ class LeanRun:
     """A task run recorded with the least work on the task's thread.
 
     Used when nothing has to happen while the task runs (no console capture, no `running`
-    event as it starts). Starting it reads two clocks; finishing it reads one more and hands
-    the run to the sink: a `BatchExporter` takes the run itself (`record_deferred`) and builds
-    its event on its own thread, any other sink gets the event built here. A failure or a retry
-    carries a stack and the failing code: that event is made at once, by `RunCapture`, with
-    this run's timing. Attribute names match `RunCapture`'s where they mean the same.
+    event as it starts). Starting it keeps references (the factory, the task, the request
+    context Celery made for this run, the task id), reads the attempt number, the trace id
+    and two clocks; finishing it reads one more clock and hands the run to the sink. Everything
+    else the event holds (job id, queue, worker, scheduled time, metadata) is worked out from
+    those references when the event is built: a `BatchExporter` takes the run itself
+    (`record_deferred`) and does that on its own thread, where an error is counted as the
+    exporter counts any deferred run it cannot build; any other sink gets the event built
+    here. A failure or a retry carries a stack and the failing code: that event is made at
+    once, by `RunCapture`, with this run's timing. Attribute names match `RunCapture`'s where
+    they mean the same.
+
+    A `job_id` callable is asked on the task's thread, as the run starts (it may read
+    `task.request`, which is only this run's there); task arguments, when recorded, are
+    read then too (the task could change them while it runs).
     """
 
     __slots__ = (
         "_duration_ns",
+        "_factory",
         "_finished",
+        "_job_id",
+        "_metadata",
+        "_request",
         "_started_ns",
+        "_task",
         "_wall_ns",
-        "app_version",
         "attempt",
-        "exec_id",
-        "job_id",
-        "job_version",
-        "max_log_bytes",
-        "metadata",
-        "queue",
-        "redactor",
-        "scheduled_for",
         "sink",
+        "task_id",
         "trace_id",
-        "worker",
     )
 
     source = Source.CELERY
@@ -144,46 +173,92 @@ class LeanRun:
 
     def __init__(
         self,
-        job_id: str,
-        *,
-        sink: Any,
-        exec_id: str,
-        attempt: int,
-        max_log_bytes: int,
-        job_version: str | None,
-        app_version: str | None,
-        metadata: dict[str, Any] | None,
-        queue: str | None,
-        worker: str | None,
-        scheduled_for: datetime | None,
-        redactor: Redactor,
+        factory: RunFactory,
+        task: Any,
+        task_id: str,
+        request: Any,
+        args: Any = None,
+        kwargs: Any = None,
     ) -> None:
-        if not job_id or len(job_id) > MAX_ID_LENGTH:
-            raise ValueError(f"job_id must be a string of 1 to {MAX_ID_LENGTH} characters")
-        if not exec_id or len(exec_id) > MAX_ID_LENGTH:
-            raise ValueError(f"exec_id must be a string of 1 to {MAX_ID_LENGTH} characters")
-        self.job_id = job_id
-        self.exec_id = exec_id
-        self.attempt = attempt
-        self.sink = sink
-        self.max_log_bytes = max_log_bytes
-        self.job_version = job_version
-        self.app_version = app_version
-        self.metadata = metadata
-        self.queue = queue[:MAX_SHORT_TEXT] if queue else None
-        self.worker = worker[:MAX_SHORT_TEXT] if worker else None
-        if scheduled_for is not None and scheduled_for.tzinfo is None:
-            scheduled_for = scheduled_for.replace(tzinfo=UTC)
-        self.scheduled_for = scheduled_for
-        self.redactor = redactor
-        self.trace_id = current_trace_id()
+        self._factory = factory
+        self._task = task
+        self._request = request
+        self.task_id = task_id
+        retries = getattr(request, "retries", 0)
+        # `attempt_of`, inlined for the usual case (an int, 0 before any retry).
+        self.attempt = retries + 1 if type(retries) is int else attempt_of(request)
+        self.sink = factory._sink()
+        self._job_id = None if factory._job_id is None else factory.job_id_of(task, request)
+        self._metadata = (
+            factory._metadata(request, args, kwargs) if factory.capture_args else _UNSET
+        )
+        self.trace_id = _trace_id()
         self._finished = False
         self._duration_ns = 0
         self._wall_ns = time.time_ns()
         self._started_ns = time.perf_counter_ns()
 
     def __repr__(self) -> str:
-        return f"<LeanRun job_id={self.job_id!r} exec_id={self.exec_id!r}>"
+        return f"<LeanRun task_id={self.task_id!r} attempt={self.attempt}>"
+
+    # -- what the event holds, worked out when it is built ----------------------------------
+
+    @property
+    def job_id(self) -> str:
+        """The job id: a beat entry's (from the message), else the task's (see `RunFactory`)."""
+        job_id = self._job_id
+        if job_id is None:
+            job_id = self._job_id = self._factory.job_id_of(self._task, self._request)
+        return job_id
+
+    @property
+    def exec_id(self) -> str:
+        """The task id for the first attempt, `<task id>:<attempt>` for each retry."""
+        return exec_id_of(self.task_id, self.attempt)
+
+    @property
+    def queue(self) -> str | None:
+        """The queue the message came from."""
+        queue = _queue(self._request)
+        return queue[:MAX_SHORT_TEXT] if queue else None
+
+    @property
+    def worker(self) -> str | None:
+        """The worker's node name (its host name until the worker is ready)."""
+        worker = self._factory.worker_name or getattr(self._request, "hostname", None)
+        return worker[:MAX_SHORT_TEXT] if worker else None
+
+    @property
+    def scheduled_for(self) -> datetime | None:
+        """When beat scheduled the run (UTC), for runs beat sent."""
+        scheduled = _scheduled_for(self._request)
+        if scheduled is not None and scheduled.tzinfo is None:
+            scheduled = scheduled.replace(tzinfo=UTC)
+        return scheduled
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The beat entry's name and, when recorded, the task's arguments."""
+        metadata = self._metadata
+        if metadata is _UNSET:
+            metadata = self._metadata = self._factory._metadata(self._request, None, None)
+        return metadata
+
+    @property
+    def job_version(self) -> str | None:
+        return self._factory.job_version
+
+    @property
+    def app_version(self) -> str | None:
+        return self._factory.app_version
+
+    @property
+    def max_log_bytes(self) -> int:
+        return self._factory.max_log_bytes
+
+    @property
+    def redactor(self) -> Redactor:
+        return self._factory.redactor
 
     @property
     def started_at(self) -> datetime:
@@ -194,6 +269,22 @@ class LeanRun:
     def finished(self) -> bool:
         """Whether `finish()` has been called."""
         return self._finished
+
+    def started_before(self, perf_ns: int) -> bool:
+        """Whether the run started before `perf_ns` (a `time.perf_counter_ns()` reading)."""
+        return self._started_ns < perf_ns
+
+    def _ids(self) -> tuple[str, str]:
+        """(job id, execution id), refused if beyond the schema's limits."""
+        job_id = self.job_id
+        if not job_id or len(job_id) > MAX_ID_LENGTH:
+            raise ValueError(f"job_id must be a string of 1 to {MAX_ID_LENGTH} characters")
+        exec_id = self.exec_id
+        if not exec_id or len(exec_id) > MAX_ID_LENGTH:
+            raise ValueError(f"exec_id must be a string of 1 to {MAX_ID_LENGTH} characters")
+        return job_id, exec_id
+
+    # -- finishing --------------------------------------------------------------------------
 
     def finish(
         self, status: ExecutionStatus | None = None, *, error: BaseException | None = None
@@ -214,19 +305,20 @@ class LeanRun:
                 deferred = getattr(sink, "record_deferred", None)
                 accepted = deferred(self) if deferred is not None else sink.record(self.event())
             if not accepted:
-                logger.debug("chronos: the sink dropped %s", self.exec_id)
+                logger.debug("chronos: the sink dropped %r", self)
         except Exception:
             logger.warning("chronos: could not record %r", self, exc_info=True)
 
     def event(self) -> ExecutionEvent:
         """The successful run's event (called by the exporter's thread, or by `finish`)."""
+        job_id, exec_id = self._ids()
         started = self.started_at
         duration = self._duration_ns
         metadata = self.metadata
         return trusted_event(
             {
-                "exec_id": self.exec_id,
-                "job_id": self.job_id,
+                "exec_id": exec_id,
+                "job_id": job_id,
                 "status": ExecutionStatus.SUCCESS,
                 "started_at": started,
                 "finished_at": started + timedelta(microseconds=duration // 1_000),
@@ -234,8 +326,8 @@ class LeanRun:
                 "attempt": self.attempt,
                 "labels": [],
                 "metadata": clean_metadata(metadata) if metadata else {},
-                "job_version": self.job_version,
-                "app_version": self.app_version,
+                "job_version": self._factory.job_version,
+                "app_version": self._factory.app_version,
                 "source": Source.CELERY,
                 "host": hostname(),
                 "pid": os.getpid(),
@@ -248,12 +340,14 @@ class LeanRun:
 
     def wire(self) -> dict[str, Any]:
         """`event().to_wire()`, made for a fraction of the cost (the exporter uses it)."""
+        job_id, exec_id = self._ids()
         started = self._wall_ns // 1_000
         duration = self._duration_ns
         metadata = self.metadata
+        factory = self._factory
         wire: dict[str, Any] = {
-            "execId": self.exec_id,
-            "jobId": self.job_id,
+            "execId": exec_id,
+            "jobId": job_id,
             "status": "success",
             "startedAt": _iso_millis(started),
             "finishedAt": _iso_millis(started + duration // 1_000),
@@ -266,36 +360,40 @@ class LeanRun:
             "pid": _pid,
         }
         # One test each rather than a loop over pairs: this runs once per task.
-        if self.job_version is not None:
-            wire["jobVersion"] = self.job_version
-        if self.app_version is not None:
-            wire["appVersion"] = self.app_version
-        if self.queue is not None:
-            wire["queue"] = self.queue
-        if self.worker is not None:
-            wire["worker"] = self.worker
+        if factory.job_version is not None:
+            wire["jobVersion"] = factory.job_version
+        if factory.app_version is not None:
+            wire["appVersion"] = factory.app_version
+        queue = self.queue
+        if queue is not None:
+            wire["queue"] = queue
+        worker = self.worker
+        if worker is not None:
+            wire["worker"] = worker
         if self.trace_id is not None:
             wire["traceId"] = self.trace_id
-        if self.scheduled_for is not None:
-            wire["scheduledFor"] = format_timestamp(self.scheduled_for)
+        scheduled_for = self.scheduled_for
+        if scheduled_for is not None:
+            wire["scheduledFor"] = format_timestamp(scheduled_for)
         return wire
 
     def _full_event(
         self, status: ExecutionStatus | None, error: BaseException | None
     ) -> ExecutionEvent:
+        factory = self._factory
         run = RunCapture(
             self.job_id,
             source=Source.CELERY,
             exec_id=self.exec_id,
             attempt=self.attempt,
-            max_log_bytes=self.max_log_bytes,
-            job_version=self.job_version,
-            app_version=self.app_version,
+            max_log_bytes=factory.max_log_bytes,
+            job_version=factory.job_version,
+            app_version=factory.app_version,
             metadata=self.metadata,
             queue=self.queue,
             worker=self.worker,
             scheduled_for=self.scheduled_for,
-            redactor=self.redactor,
+            redactor=factory.redactor,
         )
         event = run.start().finish(status, error=error)
         if event is None:
@@ -391,24 +489,14 @@ class RunFactory:
         *,
         attempt: int | None = None,
     ) -> RunCapture | LeanRun:
-        """A started run of `task` in this process (console capture begins here)."""
+        """A started run of `task` in this process (console capture begins here).
+
+        A lean run reads the attempt from `request` itself; `attempt` is for a `RunCapture`.
+        """
+        if self.lean:
+            return LeanRun(self, task, task_id, request, args, kwargs)
         if attempt is None:
             attempt = attempt_of(request)
-        if self.lean:
-            return LeanRun(
-                self.job_id_of(task, request),
-                sink=self._sink(),
-                exec_id=exec_id_of(task_id, attempt),
-                attempt=attempt,
-                max_log_bytes=self.max_log_bytes,
-                job_version=self.job_version,
-                app_version=self.app_version,
-                metadata=self._metadata(request, args, kwargs),
-                queue=_queue(request),
-                worker=self.worker_name or getattr(request, "hostname", None),
-                scheduled_for=_scheduled_for(request),
-                redactor=self.redactor,
-            )
         run = RunCapture(
             self.job_id_of(task, request),
             sink=self._sink(),

@@ -6,8 +6,11 @@ Where each signal is sent decides what it can do:
   `task_postrun` are sent by the process and thread that run the task, around its body. The
   run is started at prerun (console capture begins in the task's own context) and finished at
   the first of success/failure/retry, or at postrun for outcomes without a signal (`Ignore`,
-  `Reject`). Runs in flight are kept in a dict keyed by `(task id, attempt)`: a thread pool
-  runs many at once, and a retry of a task reuses its id.
+  `Reject`). Runs in flight are kept in a dict keyed by task id, so that the usual end of a
+  run is one dict pop, without reading the task's request again. A retry reuses its task's id,
+  and a thread pool can run the retry while the first attempt is still unwinding: a run whose
+  task id is already in flight goes to a second dict, keyed by `(task id, attempt)`, and only
+  while that one holds anything are attempts told apart by reading the request.
 - A hard time limit, a terminated task and a lost pool child are seen only by the worker's
   main process (`task_failure` with `TimeLimitExceeded`/`WorkerLostError`, `task_revoked`),
   which never started a run for them. It reports the run's final state itself, under the same
@@ -21,14 +24,15 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from celery import signals, states
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from chronos_core import ExecutionStatus, RunCapture
+from chronos_integrations.celery import _runs
 from chronos_integrations.celery._receivers import SignalReceivers
 from chronos_integrations.celery._running import RunningReporter
 from chronos_integrations.celery._runs import LeanRun, RunFactory, attempt_of
@@ -37,9 +41,10 @@ __all__ = ["TaskHooks"]
 
 logger = logging.getLogger("chronos_integrations.celery")
 
-# How many finished (task id, attempt) pairs are remembered, so that a second signal about
-# the same run (task_internal_error then task_failure, a hard time limit reported twice) does
-# not produce a second event.
+# How many finished (task id, attempt) pairs are remembered at least, so that a second signal
+# about the same run (task_internal_error then task_failure, a hard time limit reported twice)
+# does not produce a second event. Up to twice as many are kept: the oldest half is forgotten
+# at once, rather than one pair per run.
 FINISHED_MEMORY = 4_096
 
 _TIMEOUTS = (SoftTimeLimitExceeded, TimeLimitExceeded)
@@ -60,8 +65,10 @@ class TaskHooks(SignalReceivers):
         self.app = app
         self.runs = runs
         self.running = running
-        self._active: dict[_Key, _Run] = {}
-        self._finished: OrderedDict[_Key, None] = OrderedDict()
+        # Runs in flight: by task id, and further attempts of a task id already in `_active`.
+        self._active: dict[str, _Run] = {}
+        self._more: dict[_Key, _Run] = {}
+        self._finished: dict[_Key, None] = {}
         self._received: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
         receivers: list[tuple[Any, Callable[..., None]]] = [
             (signals.task_received, self._on_received),
@@ -101,7 +108,8 @@ class TaskHooks(SignalReceivers):
     def reset(self) -> None:
         """Forget per-process state (in a new pool child, after fork)."""
         self._active = {}
-        self._finished = OrderedDict()
+        self._more = {}
+        self._finished = {}
         self._received = weakref.WeakValueDictionary()
         if self.running is not None:
             self.running.reset()
@@ -109,25 +117,65 @@ class TaskHooks(SignalReceivers):
     @property
     def in_flight(self) -> int:
         """Runs started in this process and not finished yet."""
-        return len(self._active)
+        return len(self._active) + len(self._more)
+
+    def runs_in_flight(self) -> list[_Run]:
+        """The runs in flight, as a snapshot (read by the running reporter's thread)."""
+        # `list()` of a dict's values runs no Python code: the GIL makes each copy atomic.
+        return list(self._active.values()) + list(self._more.values())
 
     # -- helpers -------------------------------------------------------------------------
 
     def _ours(self, task: Any) -> bool:
         return task is not None and getattr(task, "app", None) is self.app
 
-    def _take(self, key: _Key) -> _Run | None:
-        """The run in flight under `key`, no longer in flight."""
-        run = self._active.pop(key, None)
-        if run is not None and self.running is not None:
-            self.running.discard(key)
+    def _add_another(self, task_id: str, run: _Run, other: _Run) -> None:
+        """Note `run` in flight, `other` being in `_active` under the same task id."""
+        if other.attempt == run.attempt:
+            self._active[task_id] = run  # the same attempt again (a redelivery) replaces it
+        else:
+            self._more[(task_id, run.attempt)] = run
+
+    def _take(self, task_id: str, attempt: int | None, task: Any = None) -> _Run | None:
+        """The run of `task_id` in flight, no longer in flight.
+
+        `attempt` None: the run this thread is running (`task`'s current request tells which,
+        when several attempts of `task_id` are in flight).
+        """
+        active = self._active
+        if not self._more:
+            if attempt is None:
+                return active.pop(task_id, None)
+            run = active.get(task_id)
+            if run is None or run.attempt != attempt:
+                return None
+            del active[task_id]
+            return run
+        if attempt is None:
+            attempt = attempt_of(task.request)
+        run = active.get(task_id)
+        if run is None or run.attempt != attempt:
+            return self._more.pop((task_id, attempt), None)
+        del active[task_id]
+        # Another attempt of the same task id, if one is in flight, takes its place.
+        for key in [key for key in self._more if key[0] == task_id][:1]:
+            active[task_id] = self._more.pop(key)
         return run
+
+    def _is_in_flight(self, task_id: str, attempt: int) -> bool:
+        run = self._active.get(task_id)
+        if run is not None and run.attempt == attempt:
+            return True
+        return (task_id, attempt) in self._more
 
     def _remember(self, key: _Key) -> None:
         finished = self._finished
         finished[key] = None
-        if len(finished) > FINISHED_MEMORY:
-            finished.popitem(last=False)
+        if len(finished) > 2 * FINISHED_MEMORY:
+            # `list()` of an islice over a dict runs no Python code: no other thread's
+            # insertion can come in between.
+            for old in list(islice(finished, FINISHED_MEMORY)):
+                finished.pop(old, None)
 
     def _finish(
         self,
@@ -141,7 +189,7 @@ class TaskHooks(SignalReceivers):
         if not task_id:
             return
         key = (task_id, attempt_of(request if request is not None else task.request))
-        run = self._take(key)
+        run = self._take(task_id, key[1])
         if run is not None:
             self._remember(key)
             run.finish(status, error=error)
@@ -170,7 +218,7 @@ class TaskHooks(SignalReceivers):
         if context is None:
             context = task.request
         key = (task_id, attempt_of(context))
-        if key in self._finished or key in self._active:
+        if key in self._finished or self._is_in_flight(task_id, key[1]):
             return
         self._remember(key)
         self.runs.report(
@@ -203,15 +251,21 @@ class TaskHooks(SignalReceivers):
         **_: Any,
     ) -> None:
         try:
-            if not task_id or not self._ours(task):
+            if not task_id or getattr(task, "app", None) is not self.app:
                 return
-            request = task.request
-            attempt = attempt_of(request)
-            key = (task_id, attempt)
-            run = self.runs.start(task, task_id, request, args, kwargs, attempt=attempt)
-            self._active[key] = run
-            if self.running is not None:
-                self.running.add(key, run)
+            runs = self.runs
+            if runs.lean:
+                run: _Run = LeanRun(runs, task, task_id, task.request, args, kwargs)
+            else:
+                run = runs.start(task, task_id, task.request, args, kwargs)
+            other = self._active.setdefault(task_id, run)
+            if other is not run:
+                self._add_another(task_id, run, other)
+            running = self.running
+            # Its thread is started in each process that runs tasks (the pid `_runs` keeps
+            # is reset after fork: no system call per task).
+            if running is not None and running.pid != _runs._pid:
+                running.start(self.runs_in_flight)
         except Exception:
             logger.warning("chronos: could not start recording task %s", task_id, exc_info=True)
 
@@ -243,7 +297,7 @@ class TaskHooks(SignalReceivers):
             if not self._ours(sender) or request is None:
                 return
             key = (request.id, attempt_of(request))
-            run = self._take(key)
+            run = self._take(*key)
             if run is None:
                 # Sent from the main process when a task is cancelled by a lost broker
                 # connection: the message is redelivered and the same attempt runs again.
@@ -267,7 +321,7 @@ class TaskHooks(SignalReceivers):
         try:
             if self._ours(sender) and task_id:
                 key = (task_id, attempt_of(request))
-                run = self._take(key)
+                run = self._take(*key)
                 if run is not None:
                     self._remember(key)
                     run.finish(ExecutionStatus.FAILED, error=exception)
@@ -307,10 +361,10 @@ class TaskHooks(SignalReceivers):
         **_: Any,
     ) -> None:
         try:
-            if not task_id or not self._ours(task):
+            if not task_id or getattr(task, "app", None) is not self.app:
                 return
-            key = (task_id, attempt_of(task.request))
-            run = self._take(key)
+            # The usual case, one run of this task id in flight: a dict pop.
+            run = self._take(task_id, None, task) if self._more else self._active.pop(task_id, None)
             if run is None:
                 return
             if state != states.SUCCESS and state != states.IGNORED:
@@ -324,7 +378,7 @@ class TaskHooks(SignalReceivers):
                 return
             # SUCCESS: a lean run ends here (a captured one already ended at task_success).
             # `Ignore` (raised by `Task.replace()`, among others) ends a run without error.
-            self._remember(key)
+            self._remember((task_id, run.attempt))
             run.finish(ExecutionStatus.SUCCESS)
         except Exception:
             logger.warning("chronos: task_postrun hook failed", exc_info=True)

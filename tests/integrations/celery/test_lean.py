@@ -3,45 +3,79 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from chronos_core import ExecutionEvent, Redactor
-from chronos_integrations.celery._runs import LeanRun
+from chronos_core import ExecutionEvent, ExecutionStatus, Source
+from chronos_integrations.celery._runs import LeanRun, RunFactory
 
 
-def _run(**options: object) -> LeanRun:
-    values: dict[str, object] = {
-        "sink": None,
-        "exec_id": "0b5c-task-id",
-        "attempt": 1,
+class Keep:
+    """A plain sink (no `record_deferred`): events are built as the run finishes."""
+
+    def __init__(self) -> None:
+        self.events: list[ExecutionEvent] = []
+
+    def record(self, event: ExecutionEvent) -> bool:
+        self.events.append(event)
+        return True
+
+
+def _factory(sink: Any = None, **options: Any) -> RunFactory:
+    values: dict[str, Any] = {
+        "job_id": None,
+        "capture_console": False,
+        "capture_args": False,
+        "max_args_bytes": 1_024,
         "max_log_bytes": 10_000,
-        "job_version": None,
+        "emit_running": False,
+        "redactor": None,
         "app_version": None,
-        "metadata": None,
-        "queue": "celery",
-        "worker": "celery@host",
-        "scheduled_for": None,
-        "redactor": Redactor.default(),
+        "job_version": None,
     }
     values.update(options)
-    return LeanRun("t.add", **values)  # type: ignore[arg-type]
+    return RunFactory(sink=lambda: sink, **values)
+
+
+def _request(**fields: Any) -> SimpleNamespace:
+    values: dict[str, Any] = {
+        "retries": 0,
+        "delivery_info": {"routing_key": "celery"},
+        "hostname": "celery@host",
+    }
+    values.update(fields)
+    return SimpleNamespace(**values)
+
+
+TASK = SimpleNamespace(name="t.add")
+
+
+def _run(
+    factory: RunFactory | None = None,
+    request: SimpleNamespace | None = None,
+    args: Any = None,
+    task_id: str = "0b5c-task-id",
+) -> LeanRun:
+    return LeanRun(factory or _factory(), TASK, task_id, request or _request(), args, None)
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("factory_options", "request_fields", "args"),
     [
-        {},
-        {"queue": None, "worker": None, "attempt": 3, "exec_id": "0b5c-task-id:3"},
-        {"job_version": "2.1", "app_version": "abc123", "metadata": {"beatEntry": "nightly"}},
-        {"scheduled_for": datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)},
-        {"scheduled_for": datetime(2026, 1, 2, 3, 4, 5)},  # naive: taken as UTC
-        {"metadata": {"args": "(1, 'é')"}},
+        ({}, {}, None),
+        ({}, {"delivery_info": {}, "hostname": None, "retries": 2}, None),
+        ({"job_version": "2.1", "app_version": "abc123"}, {"chronos_beat_entry": "nightly"}, None),
+        ({}, {"chronos_scheduled_for": "2026-01-02T03:04:05.678901+00:00"}, None),
+        ({}, {"chronos_scheduled_for": "2026-01-02T03:04:05"}, None),  # naive: taken as UTC
+        ({"capture_args": True}, {}, (1, "é")),
     ],
 )
-def test_wire_form_is_the_events(options: dict[str, object]) -> None:
-    run = _run(**options)
+def test_wire_form_is_the_events(
+    factory_options: dict[str, Any], request_fields: dict[str, Any], args: Any
+) -> None:
+    run = _run(_factory(**factory_options), _request(**request_fields), args)
     run.finish()
     wire = run.wire()
     assert wire == run.event().to_wire()
@@ -49,17 +83,47 @@ def test_wire_form_is_the_events(options: dict[str, object]) -> None:
     assert ExecutionEvent.model_validate(json.loads(json.dumps(wire))).to_wire() == wire
 
 
+def test_what_the_event_holds_is_read_from_the_request_and_the_task() -> None:
+    request = _request(
+        retries=2,
+        chronos_beat_entry="nightly",
+        chronos_job_id="from-beat",
+        chronos_scheduled_for="2026-01-02T03:04:05",
+    )
+    factory = _factory(job_version="2.1")
+    factory.worker_name = "celery@node"
+    event = _run(factory, request).event()
+    assert (event.exec_id, event.attempt, event.job_id) == ("0b5c-task-id:3", 3, "from-beat")
+    assert (event.queue, event.worker, event.job_version) == ("celery", "celery@node", "2.1")
+    assert event.metadata == {"beatEntry": "nightly"}
+    assert event.scheduled_for is not None
+    assert event.scheduled_for.isoformat() == "2026-01-02T03:04:05+00:00"
+    assert event.source is Source.CELERY
+
+
+def test_task_arguments_are_read_as_the_run_starts() -> None:
+    args = [1, 2]
+    run = _run(_factory(capture_args=True), args=args)
+    args.append(3)  # the task changes its arguments while it runs
+    assert run.event().metadata == {"args": "[1, 2]"}
+
+
+def test_a_job_id_callable_is_asked_as_the_run_starts() -> None:
+    asked: list[object] = []
+
+    def choose(task: object) -> str:
+        asked.append(task)
+        return "chosen"
+
+    run = _run(_factory(job_id=choose))
+    assert asked == [TASK]
+    assert run.wire()["jobId"] == "chosen"
+    assert asked == [TASK]
+
+
 def test_a_finished_run_is_not_finished_again() -> None:
-    class Keep:
-        def __init__(self) -> None:
-            self.events: list[ExecutionEvent] = []
-
-        def record(self, event: ExecutionEvent) -> bool:
-            self.events.append(event)
-            return True
-
     sink = Keep()
-    run = _run(sink=sink)
+    run = _run(_factory(sink))
     assert not run.finished
     run.finish()
     run.finish()
@@ -69,6 +133,33 @@ def test_a_finished_run_is_not_finished_again() -> None:
     assert sink.events[0].finished_at >= sink.events[0].started_at
 
 
-def test_ids_beyond_the_schema_are_refused_at_start() -> None:
+def test_a_failure_is_a_full_event_at_once() -> None:
+    sink = Keep()
+    run = _run(_factory(sink))
+    try:
+        raise ValueError("disk full")
+    except ValueError as error:
+        run.finish(ExecutionStatus.FAILED, error=error)
+    [event] = sink.events
+    assert (event.status, event.error_message, event.job_id) == (
+        ExecutionStatus.FAILED,
+        "disk full",
+        "t.add",
+    )
+    assert event.error_stack is not None
+
+
+def test_ids_beyond_the_schema_are_refused_when_the_event_is_built() -> None:
+    run = _run(task_id="x" * 257)
+    run.finish()
     with pytest.raises(ValueError, match="exec_id"):
-        _run(exec_id="x" * 257)
+        run.wire()
+    with pytest.raises(ValueError, match="exec_id"):
+        run.event()
+    long_job = LeanRun(_factory(), SimpleNamespace(name="j" * 300), "id", _request())
+    with pytest.raises(ValueError, match="job_id"):
+        long_job.wire()
+    # A plain sink: the run is dropped and logged, nothing raises into the task.
+    sink = Keep()
+    LeanRun(_factory(sink), TASK, "x" * 257, _request()).finish()
+    assert sink.events == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -282,3 +283,55 @@ def test_a_pool_in_the_main_process_leaves_task_received_alone(
         result = celery_app.tasks["t.add"].delay(1, 1)
         assert result.get(timeout=10) == 2
     assert _only(live_server, "t.add", result.id).status is ExecutionStatus.SUCCESS
+
+
+def test_a_long_lean_task_shows_as_running_until_it_ends(
+    celery_app: Celery, exporter: BatchExporter, worker: WorkerFactory, live_server: ThreadedServer
+) -> None:
+    assert instrument(celery_app, exporter=exporter, running_after=0.5).runs.lean
+    with worker(pool="solo"):
+        result = celery_app.tasks["t.sleep"].delay(1.5)
+        [running] = live_server.wait_for_executions("t.sleep", 1, final=False, timeout=10)
+        assert (running.exec_id, running.status) == (result.id, ExecutionStatus.RUNNING)
+        assert running.queue == celery_app.conf.task_default_queue
+        assert result.get(timeout=10) == 1.5
+    [done] = live_server.wait_for_executions("t.sleep", 1)
+    assert (done.exec_id, done.status) == (result.id, ExecutionStatus.SUCCESS)
+    assert done.duration_ms is not None
+    assert done.duration_ms >= 1500
+
+
+def test_a_failing_job_id_callable_leaves_the_task_name(
+    celery_app: Celery,
+    exporter: BatchExporter,
+    worker: WorkerFactory,
+    live_server: ThreadedServer,
+) -> None:
+    asked: list[str] = []
+
+    def broken(task: Any) -> str:
+        asked.append(task.name)
+        raise RuntimeError("no job id today")
+
+    assert instrument(celery_app, exporter=exporter, job_id=broken).runs.lean
+    with worker(pool="solo"):
+        result = celery_app.tasks["t.add"].delay(1, 2)
+        assert result.get(timeout=10) == 3
+    assert _only(live_server, "t.add", result.id).status is ExecutionStatus.SUCCESS
+    assert asked == ["t.add"]
+
+
+def test_a_deferred_run_that_cannot_be_built_is_dropped_and_counted(
+    celery_app: Celery, exporter: BatchExporter, worker: WorkerFactory, live_server: ThreadedServer
+) -> None:
+    celery_app.tasks["t.noop"].chronos_job_id = "j" * 300  # beyond the schema's 256
+    assert instrument(celery_app, exporter=exporter).runs.lean
+    with worker(pool="solo"):
+        dropped = celery_app.tasks["t.noop"].delay()
+        kept = celery_app.tasks["t.add"].delay(2, 2)
+        dropped.get(timeout=10)
+        assert kept.get(timeout=10) == 4
+    assert _only(live_server, "t.add", kept.id).status is ExecutionStatus.SUCCESS
+    assert exporter.flush(5)
+    assert exporter.stats().dropped.get("internal_error") == 1
+    assert live_server.executions("j" * 300) == []
