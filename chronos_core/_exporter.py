@@ -114,6 +114,7 @@ class BatchExporter:
         self._batch_size = self.settings.max_batch_size
         self._batch_bytes = self.settings.max_batch_bytes
         self._init_state()
+        self._pid = os.getpid()
         if not self.settings.disabled:
             # Made now, on the constructing thread, rather than by the sending thread at an
             # arbitrary moment (a fork in between would be unsafe); cheap after the first.
@@ -125,8 +126,12 @@ class BatchExporter:
         atexit.register(_flush_at_exit, self_ref)
 
     def _init_state(self) -> None:
-        """Everything that must be fresh in a new process (at construction and after fork)."""
-        self._pid = os.getpid()
+        """Everything that must be fresh in a new process (at construction and after fork).
+
+        `_pid` is set by the caller once the whole state is in place: other threads read it
+        without a lock to tell whether the state is theirs (see `_own`).
+        """
+        pid = os.getpid()
         self._queue: deque[ExecutionEvent | DeferredEvent] = deque()
         self._held: list[ExecutionEvent | DeferredEvent] | None = None
         self._lock = threading.Lock()
@@ -136,9 +141,7 @@ class BatchExporter:
         self._closed = False
         self._thread: threading.Thread | None = None
         # An httpx client's connections must not be shared with a forked child.
-        self._client: ChronosClient | None = (
-            self._given_client if self._pid == self._origin_pid else None
-        )
+        self._client: ChronosClient | None = self._given_client if pid == self._origin_pid else None
         self._inflight = 0
         self._busy = False
         self._flush_requested = False
@@ -174,7 +177,7 @@ class BatchExporter:
     def _enqueue(self, item: ExecutionEvent | DeferredEvent) -> bool:
         try:
             if self._pid != _Process.pid:
-                self._after_fork_in_child()
+                self._own()
             if self._closed or self.settings.disabled:
                 self._drop("shutdown" if self._closed else "disabled", 1)
                 return False
@@ -321,9 +324,16 @@ class BatchExporter:
             self._thread.start()
 
     def _own(self) -> None:
-        """In a forked child that has not used this exporter yet: its own state first."""
+        """In a forked child that has not used this exporter yet: its own state first.
+
+        Under a lock of the child's own: two of its threads may be the first to use the
+        exporter at the same time, and the state must be rebuilt once, not once each (the
+        second rebuild would drop what the first thread queued).
+        """
         if self._pid != _Process.pid:
-            self._after_fork_in_child()
+            with _Process.lock:
+                if self._pid != _Process.pid:
+                    self._after_fork_in_child()
 
     def _after_fork_in_child(self) -> None:
         """The child gets its own queue and thread; the parent's pending events stay there.
@@ -343,6 +353,7 @@ class BatchExporter:
         if closed:  # a shut-down exporter stays shut down in the child
             self._closed = True
             self._stop.set()
+        self._pid = _Process.pid
 
     def _take(self, limit: int) -> list[ExecutionEvent | DeferredEvent]:
         batch: list[ExecutionEvent | DeferredEvent] = []
@@ -646,14 +657,17 @@ def _release_tls_setup() -> None:
 
 class _Process:
     """This process's id, read once and again in a forked child (not a system call per
-    event); `_init_state` reads `os.getpid()` itself."""
+    event; `_init_state` reads `os.getpid()` itself), and the lock under which a child's
+    exporters rebuild their state (a new one in each child)."""
 
     pid = os.getpid()
+    lock = threading.Lock()
 
 
 def _reinit_after_fork() -> None:
     # Exporters rebuild their own state on first use in the child (`BatchExporter._own`).
     _Process.pid = os.getpid()
+    _Process.lock = threading.Lock()
     _client_module.reset_tls_after_fork()
 
 

@@ -364,6 +364,40 @@ def test_a_forked_child_uses_the_exporter_while_a_parent_thread_holds_its_lock(
     exporter.shutdown(1)
 
 
+def test_threads_of_a_forked_child_first_using_the_exporter_at_once_lose_nothing(
+    recording_server: RecordingServer,
+) -> None:
+    exporter = exporter_for(recording_server.url, flush_interval=60, max_batch_size=1000)
+    exporter.record(make_event(0, job_id="parent"))
+
+    def child() -> bool:
+        # A rebuild that takes a while, so that the threads do arrive while it runs.
+        rebuild = BatchExporter._init_state
+
+        def slow_rebuild(self: BatchExporter) -> None:
+            time.sleep(0.05)
+            rebuild(self)
+
+        BatchExporter._init_state = slow_rebuild  # type: ignore[method-assign]
+        start = threading.Barrier(8)
+
+        def first_use(n: int) -> None:
+            start.wait()
+            exporter.record(make_event(n, job_id="child"))
+
+        threads = [threading.Thread(target=first_use, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        exporters = [t for t in threading.enumerate() if t.name == "chronos-exporter"]
+        return exporter.flush(5) and exporter.stats().sent == 8 and len(exporters) == 1
+
+    assert _in_forked_child(child) == 0
+    assert sorted(recording_server.acknowledged_exec_ids()) == [f"child:{n}" for n in range(8)]
+    exporter.shutdown(1)
+
+
 def test_exporter_log_records_do_not_loop_back(
     recording_server: RecordingServer, caplog: pytest.LogCaptureFixture
 ) -> None:
