@@ -44,3 +44,30 @@ def test_captured_run_carries_the_trace_id(provider: TracerProvider, sink: ListS
         pass
     assert sink.only.trace_id == format(span.get_span_context().trace_id, "032x")
     assert sink.only.to_wire()["traceId"] == sink.only.trace_id
+
+
+def test_a_span_context_attached_by_hand_is_found_without_a_tracer() -> None:
+    from opentelemetry import context, trace
+
+    span_context = trace.SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(1),
+    )
+    token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(span_context)))
+    try:
+        assert current_trace_id() == "0af7651916cd43dd8448eb211c80319c"
+    finally:
+        context.detach(token)
+    assert current_trace_id() is None
+
+
+def test_a_context_with_other_values_but_no_span_has_no_trace_id() -> None:
+    from opentelemetry import baggage, context
+
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        assert current_trace_id() is None
+    finally:
+        context.detach(token)
