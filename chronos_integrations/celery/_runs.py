@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from chronos_core import (
     detect_app_version,
     truncate_text,
 )
-from chronos_core._events import clean_metadata, trusted_event
+from chronos_core._events import clean_metadata, trusted_event, wire_timestamp
 from chronos_core._models import (
     MAX_ID_LENGTH,
     MAX_SHORT_TEXT,
@@ -90,46 +89,30 @@ def _queue(request: Any) -> str | None:
     return str(queue) if queue else None
 
 
-_OTEL_CONTEXT_MODULE = "opentelemetry.context"
-
-
-def _trace_id() -> str | None:
-    """`current_trace_id()`, answered without looking for a span when the context is empty.
-
-    A span can only be current if something set a value in OpenTelemetry's current context
-    (a tracer's span or a span context attached by hand alike): an empty context (the usual
-    case in a worker that imports OpenTelemetry without tracing tasks) has none, and reading
-    it is two calls where looking for the span is five. Anything else is asked as before.
-    """
-    context: Any = sys.modules.get(_OTEL_CONTEXT_MODULE)
-    if context is not None:
-        try:
-            if not context.get_current():
-                return None
-        except Exception:  # an incompatible OpenTelemetry: `current_trace_id` copes
-            pass
-    return current_trace_id()
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# The last whole second formatted by `_iso_millis`, and its text: a worker finishes many
-# tasks within one second.
-_last_second: tuple[int, str] = (-1, "")
 # A `LeanRun` value not worked out yet.
 _UNSET: Any = object()
 
 
-def _iso_millis(micros: int) -> str:
-    """Microseconds since the epoch as the wire's timestamp (`format_timestamp`'s text)."""
-    global _last_second
-    second, fraction = divmod(micros, 1_000_000)
-    cached = _last_second
-    if cached[0] == second:
-        prefix = cached[1]
-    else:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _last_second = (second, prefix)
-    return f"{prefix}.{fraction // 1_000:03d}Z"
+class _RequestFacts:
+    """What a lean run's event needs of the request Celery made for its run, read as the run
+    starts: a few small values, under the request's own attribute names."""
+
+    # The HEADER_* names, as the request carries them.
+    __slots__ = (
+        "chronos_beat_entry",
+        "chronos_job_id",
+        "chronos_scheduled_for",
+        "delivery_info",
+        "hostname",
+    )
+
+    def __init__(self, request: Any) -> None:
+        self.delivery_info = getattr(request, "delivery_info", None)
+        self.hostname = getattr(request, "hostname", None)
+        self.chronos_job_id = getattr(request, HEADER_JOB_ID, None)
+        self.chronos_scheduled_for = getattr(request, HEADER_SCHEDULED_FOR, None)
+        self.chronos_beat_entry = getattr(request, HEADER_BEAT_ENTRY, None)
 
 
 class LeanRun:
@@ -182,7 +165,9 @@ class LeanRun:
     ) -> None:
         self._factory = factory
         self._task = task
-        self._request = request
+        # Not the request itself: it holds the task's arguments and the message, and a run
+        # may wait in the exporter's queue for a while (an unreachable server).
+        self._request = _RequestFacts(request)
         self.task_id = task_id
         retries = getattr(request, "retries", 0)
         # `attempt_of`, inlined for the usual case (an int, 0 before any retry).
@@ -192,7 +177,7 @@ class LeanRun:
         self._metadata = (
             factory._metadata(request, args, kwargs) if factory.capture_args else _UNSET
         )
-        self.trace_id = _trace_id()
+        self.trace_id = current_trace_id()
         self._finished = False
         self._duration_ns = 0
         self._wall_ns = time.time_ns()
@@ -349,8 +334,8 @@ class LeanRun:
             "execId": exec_id,
             "jobId": job_id,
             "status": "success",
-            "startedAt": _iso_millis(started),
-            "finishedAt": _iso_millis(started + duration // 1_000),
+            "startedAt": wire_timestamp(started),
+            "finishedAt": wire_timestamp(started + duration // 1_000),
             "durationMs": round(duration / 1_000_000, 3),
             "attempt": self.attempt,
             "labels": [],

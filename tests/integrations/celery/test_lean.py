@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -163,3 +165,35 @@ def test_ids_beyond_the_schema_are_refused_when_the_event_is_built() -> None:
     sink = Keep()
     LeanRun(_factory(sink), TASK, "x" * 257, _request()).finish()
     assert sink.events == []
+
+
+class _Request:
+    """A request that can be weakly referenced, holding a large argument."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.retries = 0
+        self.delivery_info = {"routing_key": "celery"}
+        self.hostname = "celery@host"
+        self.args = ["x" * 1_000_000]
+        self.__dict__.update(fields)
+
+
+def test_a_run_waiting_to_be_sent_does_not_keep_the_request_alive() -> None:
+    request = _Request(chronos_beat_entry="nightly", chronos_job_id="reports.nightly")
+    ref = weakref.ref(request)
+    run = _run(request=request)  # type: ignore[arg-type]
+    run.finish()
+    del request
+    gc.collect()
+    assert ref() is None, "the request (and the task's arguments) outlived the run's start"
+    wire = run.wire()
+    assert wire["jobId"] == "reports.nightly"
+    assert wire["metadata"] == {"beatEntry": "nightly"}
+    assert (wire["queue"], wire["worker"]) == ("celery", "celery@host")
+
+
+def test_the_request_facts_carry_every_header_the_integration_stamps() -> None:
+    from chronos_integrations.celery import _runs
+
+    headers = {_runs.HEADER_BEAT_ENTRY, _runs.HEADER_JOB_ID, _runs.HEADER_SCHEDULED_FOR}
+    assert headers <= set(_runs._RequestFacts.__slots__)
