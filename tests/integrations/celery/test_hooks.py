@@ -9,21 +9,14 @@ from typing import Any
 import pytest
 from celery import states
 
-from chronos_core import ExecutionEvent, ExecutionStatus
+from chronos_core import ExecutionStatus
 from chronos_integrations.celery._running import RunningReporter
 from chronos_integrations.celery._runs import LeanRun, RunFactory
 from chronos_integrations.celery._signals import FINISHED_MEMORY, TaskHooks
+from tests.core.conftest import ListSink
 
-
-class Keep:
-    """A plain sink: lean runs are turned into events as they finish."""
-
-    def __init__(self) -> None:
-        self.events: list[ExecutionEvent] = []
-
-    def record(self, event: ExecutionEvent) -> bool:
-        self.events.append(event)
-        return True
+# A plain sink (no `record_deferred`): lean runs are turned into events as they finish.
+Keep = ListSink
 
 
 def _hooks(sink: Keep, running: RunningReporter | None = None) -> tuple[TaskHooks, Any]:

@@ -12,17 +12,10 @@ import pytest
 
 from chronos_core import ExecutionEvent, ExecutionStatus, Source
 from chronos_integrations.celery._runs import LeanRun, RunFactory
+from tests.core.conftest import ListSink
 
-
-class Keep:
-    """A plain sink (no `record_deferred`): events are built as the run finishes."""
-
-    def __init__(self) -> None:
-        self.events: list[ExecutionEvent] = []
-
-    def record(self, event: ExecutionEvent) -> bool:
-        self.events.append(event)
-        return True
+# A plain sink (no `record_deferred`): lean runs are turned into events as they finish.
+Keep = ListSink
 
 
 def _factory(sink: Any = None, **options: Any) -> RunFactory:
