@@ -27,7 +27,7 @@ from typing import Any, TypedDict, Unpack
 from chronos_core._config import DEFAULT_MAX_LOG_BYTES
 from chronos_core._console import BoundedText, ConsoleCapture
 from chronos_core._console import install as install_console
-from chronos_core._events import clean_metadata, clip, trusted_event
+from chronos_core._events import clean_metadata, clip, trusted_event, utc_from_ns
 from chronos_core._frames import code_snippet
 from chronos_core._models import (
     MAX_ID_LENGTH,
@@ -122,9 +122,6 @@ def _status(status: ExecutionStatus | str) -> ExecutionStatus:
     # A member is taken as is: calling the enum class runs enum's Python code, which a forked
     # worker's child would pay for in page copies.
     return status if type(status) is ExecutionStatus else ExecutionStatus(status)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RunCapture:
@@ -314,7 +311,7 @@ class RunCapture:
         """
         if self._started_at is not None:
             return self
-        self._started_at = _EPOCH + timedelta(microseconds=wall_ns // 1_000)
+        self._started_at = utc_from_ns(wall_ns)
         self._started_ns = perf_ns
         if console is not None:
             self._console = console

@@ -11,12 +11,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chronos_core._models import MAX_METADATA_BYTES, ExecutionEvent, ExecutionStatus, Source
 
-__all__ = ["clean_metadata", "clip", "trusted_event", "wire_timestamp"]
+__all__ = ["clean_metadata", "clip", "trusted_event", "utc_from_ns", "wire_timestamp"]
 
 logger = logging.getLogger("chronos_core.capture")
 
@@ -67,6 +67,14 @@ def _is_small_plain(metadata: dict[str, Any]) -> bool:
             size += _JSON_SCALAR_BYTES
         size += _JSON_BYTES_PER_CHAR * len(key) + 4
     return size <= MAX_METADATA_BYTES
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_from_ns(wall_ns: int) -> datetime:
+    """`time.time_ns()` as an aware UTC datetime, to the microsecond (exact, unlike a float)."""
+    return _EPOCH + timedelta(microseconds=wall_ns // 1_000)
 
 
 # The last whole second `wire_timestamp` formatted, and its text: a worker finishes many runs

@@ -28,7 +28,7 @@ from chronos_core import (
     detect_app_version,
     truncate_text,
 )
-from chronos_core._events import clean_metadata, trusted_event, wire_timestamp
+from chronos_core._events import clean_metadata, trusted_event, utc_from_ns, wire_timestamp
 from chronos_core._models import (
     MAX_ID_LENGTH,
     MAX_SHORT_TEXT,
@@ -89,7 +89,6 @@ def _queue(request: Any) -> str | None:
     return str(queue) if queue else None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A `LeanRun` value not worked out yet.
 _UNSET: Any = object()
 
@@ -119,16 +118,17 @@ class LeanRun:
     """A task run recorded with the least work on the task's thread.
 
     Used when nothing has to happen while the task runs (no console capture, no `running`
-    event as it starts). Starting it keeps references (the factory, the task, the request
-    context Celery made for this run, the task id), reads the attempt number, the trace id
-    and two clocks; finishing it reads one more clock and hands the run to the sink. Everything
-    else the event holds (job id, queue, worker, scheduled time, metadata) is worked out from
-    those references when the event is built: a `BatchExporter` takes the run itself
-    (`record_deferred`) and does that on its own thread, where an error is counted as the
-    exporter counts any deferred run it cannot build; any other sink gets the event built
-    here. A failure or a retry carries a stack and the failing code: that event is made at
-    once, by `RunCapture`, with this run's timing. Attribute names match `RunCapture`'s where
-    they mean the same.
+    event as it starts). Starting it keeps references (the factory, the task, the task id)
+    and the few values of the request the event needs (`_RequestFacts`: not the request,
+    whose arguments would stay alive while the run waits to be sent), and reads the attempt
+    number, the trace id and two clocks; finishing it reads one more clock and hands the run
+    to the sink. Everything else the event holds (job id, queue, worker, scheduled time,
+    metadata) is worked out from those when the event is built: a `BatchExporter` takes the
+    run itself (`record_deferred`) and does that on its own thread, where an error is counted
+    as the exporter counts any deferred run it cannot build; any other sink gets the event
+    built here. A failure or a retry carries a stack and the failing code: that event is made
+    at once, by `RunCapture`, with this run's timing. Attribute names match `RunCapture`'s
+    where they mean the same.
 
     A `job_id` callable is asked on the task's thread, as the run starts (it may read
     `task.request`, which is only this run's there); task arguments, when recorded, are
@@ -248,7 +248,7 @@ class LeanRun:
     @property
     def started_at(self) -> datetime:
         """When the run started (UTC)."""
-        return _EPOCH + timedelta(microseconds=self._wall_ns // 1_000)
+        return utc_from_ns(self._wall_ns)
 
     @property
     def finished(self) -> bool:

@@ -157,9 +157,12 @@ class TaskHooks(SignalReceivers):
         if run is None or run.attempt != attempt:
             return self._more.pop((task_id, attempt), None)
         del active[task_id]
-        # Another attempt of the same task id, if one is in flight, takes its place.
-        for key in [key for key in self._more if key[0] == task_id][:1]:
-            active[task_id] = self._more.pop(key)
+        # Another attempt of the same task id, if one is in flight, takes its place. (`list()`
+        # copies the keys in one step: a thread pool's other threads may add to `_more`.)
+        for key in list(self._more):
+            if key[0] == task_id:
+                active[task_id] = self._more.pop(key)
+                break
         return run
 
     def _is_in_flight(self, task_id: str, attempt: int) -> bool:

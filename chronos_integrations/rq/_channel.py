@@ -42,7 +42,7 @@ from typing import Any
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
 from chronos_core._capture import _hostname
 from chronos_core._console import ConsoleCapture
-from chronos_core._events import wire_timestamp
+from chronos_core._events import utc_from_ns, wire_timestamp
 from chronos_core._models import (
     MAX_ID_LENGTH,
     MAX_LABELS,
@@ -359,7 +359,7 @@ def event_of(plan: HorsePlan, report: Any) -> ExecutionEvent:
     run = plan.run()
     if isinstance(report, tuple | list):
         wall_ns, duration_ns, pid, trace_id = report
-        started = _EPOCH + timedelta(microseconds=wall_ns // 1_000)
+        started = utc_from_ns(wall_ns)
         fields: dict[str, Any] = {
             "status": ExecutionStatus.SUCCESS,
             "started_at": started,
@@ -387,7 +387,6 @@ def report_size(max_log_bytes: int) -> int:
 
 
 _TIMES = ("started_at", "finished_at")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_wire(fields: dict[str, Any]) -> dict[str, Any]:

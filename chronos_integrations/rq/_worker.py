@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 
 # Names the horse calls are imported here rather than looked up where they are used: a
@@ -97,7 +96,6 @@ class ChronosWorkerMixin:
     chronos_register_cron: ClassVar[bool] = True
     chronos_horse_flush_timeout: ClassVar[float] = DEFAULT_HORSE_FLUSH_TIMEOUT
 
-    _chronos_channel: HorseChannel | None = None
     _chronos_plan: HorsePlan | None = None
     _chronos_console: ConsoleCapture | None = None
     _chronos_setup: tuple[EventSink, bool, int, str | None] | None = None
@@ -170,7 +168,6 @@ class ChronosWorkerMixin:
                     plan.channel.close()
                 plan = None
         self._chronos_plan = plan
-        self._chronos_channel = plan.channel if plan is not None else None
         self._chronos_killed = None
         # Nothing more here once the horse is forked: whatever the parent writes while its
         # horse lives costs a page copy, so the write end is closed and `job.perform`
@@ -223,14 +220,12 @@ class ChronosWorkerMixin:
 
     def _chronos_discard(self, job: Any) -> None:
         """Close the channel and unwrap `job.perform` without collecting anything."""
-        self._chronos_channel = None
         plan, self._chronos_plan = self._chronos_plan, None
         if plan is not None:
             plan.channel.close()
             vars(job).pop("perform", None)
 
     def _chronos_collect(self, job: Any, queue: Any) -> None:
-        self._chronos_channel = None
         plan, self._chronos_plan = self._chronos_plan, None
         killed, self._chronos_killed = self._chronos_killed, None
         setup = self._chronos_setup
@@ -315,7 +310,7 @@ class ChronosWorkerMixin:
         run = self._chronos_run(job, queue)
         if run is not None:
             try:
-                job.perform = _timed_perform(job.perform, run.finish, run, job)
+                job.perform = _timed_perform(job.perform, run, job)
             except Exception:
                 logger.warning("chronos: could not wrap job %r", job.id, exc_info=True)
                 run = None
@@ -336,8 +331,8 @@ class ChronosWorkerMixin:
                 _conclude(
                     plan,
                     job,
-                    time.time_ns(),
-                    time.perf_counter_ns(),
+                    time_ns(),
+                    perf_counter_ns(),
                     None,
                     ExecutionStatus.FAILED,
                     error_message="the job did not run to completion",
@@ -378,10 +373,8 @@ def _execution_id(worker: Any, job: Any) -> str:
     return str(int(started.timestamp() * 1000)) if started else "0"
 
 
-def _timed_perform(
-    perform: Callable[[], Any], end: Callable[..., Any], run: RunCapture, job: Any
-) -> Callable[[], Any]:
-    """`job.perform` with the capture around it, ended by `end` (`run.finish`); results and
+def _timed_perform(perform: Callable[[], Any], run: RunCapture, job: Any) -> Callable[[], Any]:
+    """`job.perform` with the capture around it, finished with its outcome; results and
     exceptions pass through. For a worker that runs the job in its own process."""
 
     def timed() -> Any:
@@ -389,9 +382,9 @@ def _timed_perform(
         try:
             result = perform()
         except BaseException as exc:
-            _finish(end, run, job, exc, None)
+            _finish(run, job, exc, None)
             raise
-        _finish(end, run, job, None, result)
+        _finish(run, job, None, result)
         return result
 
     return timed
@@ -455,10 +448,7 @@ def _conclude(
 ) -> None:
     """In the horse, an outcome other than a plain success: `plan.fields` from a run."""
     try:
-        if status is ExecutionStatus.RETRYING:
-            # RQ saves the job (meta included) when it requeues it, so the next attempt
-            # reads its number from here without an extra Redis write of ours.
-            job.meta[ATTEMPT_META_KEY] = plan.attempt + 1
+        _note_attempt(job, status, plan.attempt)
         run = plan.run().start_from(wall_ns, start_ns, console=plan.console)
         plan.console = None  # ended by the run
         plan.fields = run.conclude(
@@ -474,19 +464,22 @@ def _attempt_of(job: Any) -> int:
     return attempt if isinstance(attempt, int) and attempt >= 1 else 1
 
 
-def _finish(
-    end: Callable[..., Any], run: RunCapture, job: Any, error: BaseException | None, result: Any
-) -> None:
+def _finish(run: RunCapture, job: Any, error: BaseException | None, result: Any) -> None:
     try:
         outcome = _success_status(result) if error is None else _failure_status(error, job)
-        if outcome is ExecutionStatus.RETRYING:
-            # RQ saves the job (meta included) when it requeues it, so the next attempt
-            # reads its number from here without an extra Redis write of ours.
-            job.meta[ATTEMPT_META_KEY] = run.attempt + 1
-        end(outcome, error=error)
+        _note_attempt(job, outcome, run.attempt)
+        run.finish(outcome, error=error)
     except Exception:
         logger.warning("chronos: could not classify the run of %s", run.job_id, exc_info=True)
-        end(error=error)
+        run.finish(error=error)
+
+
+def _note_attempt(job: Any, status: ExecutionStatus | None, attempt: int) -> None:
+    """A run to be retried: the next attempt's number, in the job's meta. RQ saves the job
+    (meta included) when it requeues it, so the next attempt reads it from there without an
+    extra Redis write of ours."""
+    if status is ExecutionStatus.RETRYING:
+        job.meta[ATTEMPT_META_KEY] = attempt + 1
 
 
 def _failure_status(error: BaseException, job: Any) -> ExecutionStatus | None:

@@ -43,8 +43,8 @@ class TinyPipeWorker(ChronosWorker):
     """A worker whose pipe to the parent takes nothing: every horse reports by itself."""
 
     def main_work_horse(self, job: Any, queue: Any) -> None:
-        if self._chronos_channel is not None:
-            self._chronos_channel.capacity = 8
+        if self._chronos_plan is not None:
+            self._chronos_plan.channel.capacity = 8
         super().main_work_horse(job, queue)
 
 
