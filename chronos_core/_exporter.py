@@ -471,15 +471,21 @@ class BatchExporter:
         dropped and counted as `internal_error` rather than holding up the rest.
         """
         kept: list[ExecutionEvent | DeferredEvent] = []
-        forms: list[ExecutionEvent | dict[str, Any]] = []
+        forms: list[ExecutionEvent | dict[str, Any] | bytes] = []
         failed = 0
+        encoded = False
         for item in batch:
             if isinstance(item, ExecutionEvent):
                 forms.append(item)
             else:
                 try:
-                    wire = getattr(item, "wire", None)
-                    forms.append(wire() if wire is not None else item.event())
+                    wire_json = getattr(item, "wire_json", None)
+                    if wire_json is not None:
+                        forms.append(wire_json())
+                        encoded = True
+                    else:
+                        wire = getattr(item, "wire", None)
+                        forms.append(wire() if wire is not None else item.event())
                 except Exception:
                     failed += 1
                     logger.debug("chronos: could not build a deferred event", exc_info=True)
@@ -489,6 +495,9 @@ class BatchExporter:
             self._drop("internal_error", failed)
         if not kept:
             return []
+        if encoded:
+            # Some runs came as JSON already: encode the others one by one and join.
+            return self._encode_each(kept, forms)
         try:
             body = _BODY_OPEN + _to_json(forms, by_alias=True, exclude_none=True) + _BODY_CLOSE
         except Exception:
@@ -501,7 +510,7 @@ class BatchExporter:
     def _encode_each(
         self,
         kept: list[ExecutionEvent | DeferredEvent],
-        forms: list[ExecutionEvent | dict[str, Any]],
+        forms: list[ExecutionEvent | dict[str, Any] | bytes],
     ) -> list[tuple[bytes, list[ExecutionEvent | DeferredEvent]]]:
         items: list[ExecutionEvent | DeferredEvent] = []
         parts: list[bytes] = []
@@ -613,8 +622,10 @@ _BODY_HEAD = b'{"executions":['
 _BODY_TAIL = b"]}"
 
 
-def _encode_one(form: ExecutionEvent | dict[str, Any]) -> bytes:
+def _encode_one(form: ExecutionEvent | dict[str, Any] | bytes) -> bytes:
     """One event's JSON, the same as its element in a whole batch's body."""
+    if isinstance(form, bytes):
+        return form  # a deferred run's `wire_json()`
     return _to_json(form, by_alias=True, exclude_none=True)
 
 

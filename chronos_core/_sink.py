@@ -26,7 +26,9 @@ class DeferredEvent(Protocol):
     once, when it encodes the batch. The object must not change after it is handed over.
 
     It may also have a `wire()` method returning `event().to_wire()`, the event's JSON form,
-    made more cheaply: `BatchExporter` then uses that instead of `event()`.
+    made more cheaply, or a `wire_json()` method returning that form already encoded (a JSON
+    object, as bytes): `BatchExporter` then uses the first of these it finds instead of
+    `event()`.
     """
 
     def event(self) -> ExecutionEvent:

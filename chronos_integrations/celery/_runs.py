@@ -9,6 +9,7 @@ time limit, a terminated or revoked task).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import socket
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pydantic_core
 from celery.utils.saferepr import saferepr
 
 from chronos_core import (
@@ -91,6 +93,11 @@ def _queue(request: Any) -> str | None:
 
 # A `LeanRun` value not worked out yet.
 _UNSET: Any = object()
+# Distinct (job id, queue, worker) whose shared JSON a `RunFactory` keeps.
+MAX_WIRE_TAILS = 1_024
+# A string as JSON: `json.dumps` of a `str` goes straight to its C escaping function.
+_json_text = json.dumps
+_to_json = pydantic_core.to_json
 
 
 class _RequestFacts:
@@ -362,6 +369,35 @@ class LeanRun:
             wire["scheduledFor"] = format_timestamp(scheduled_for)
         return wire
 
+    def wire_json(self) -> bytes:
+        """`wire()` as JSON, what the exporter sends: the run's own fields written here, the
+        rest (job id, host, queue, worker, versions) the same bytes for every run of its job.
+
+        A run with a trace id, a beat schedule or metadata has more fields of its own: its
+        `wire()` is encoded instead.
+        """
+        facts = self._request
+        if (
+            self.trace_id is not None
+            or facts.chronos_scheduled_for
+            or facts.chronos_beat_entry
+            or (self._metadata is not _UNSET and self._metadata)
+        ):
+            return _to_json(self.wire())
+        job_id, exec_id = self._ids()
+        factory = self._factory
+        tail = factory.wire_tail(
+            job_id, _queue(facts), factory.worker_name or getattr(facts, "hostname", None)
+        )
+        started = self._wall_ns // 1_000
+        duration = self._duration_ns
+        return (
+            f'{{"execId":{_json_text(exec_id)},"status":"success",'
+            f'"startedAt":"{wire_timestamp(started)}",'
+            f'"finishedAt":"{wire_timestamp(started + duration // 1_000)}",'
+            f'"durationMs":{round(duration / 1_000_000, 3)!r},"attempt":{self.attempt},'
+        ).encode() + tail
+
     def _full_event(
         self, status: ExecutionStatus | None, error: BaseException | None
     ) -> ExecutionEvent:
@@ -427,6 +463,37 @@ class RunFactory:
         self.lean = not capture_console and not emit_running
         # The worker's node name, set when the worker is ready (see `_worker`).
         self.worker_name: str | None = None
+        # The JSON of the fields a lean run shares with every run of its job on this worker,
+        # by (process id, job id, queue, worker): see `LeanRun.wire_json`.
+        self._wire_tails: dict[tuple[int, str, str | None, str | None], bytes] = {}
+
+    def wire_tail(self, job_id: str, queue: str | None, worker: str | None) -> bytes:
+        """The JSON of a successful lean run's fields other than its own few, without the
+        opening brace (`LeanRun.wire_json` writes those before it), made once per job."""
+        key = (_pid, job_id, queue, worker)
+        tail = self._wire_tails.get(key)
+        if tail is None:
+            shared: dict[str, Any] = {
+                "jobId": job_id,
+                "labels": [],
+                "metadata": {},
+                "source": "celery",
+                "host": hostname(),
+                "pid": _pid,
+            }
+            if self.job_version is not None:
+                shared["jobVersion"] = self.job_version
+            if self.app_version is not None:
+                shared["appVersion"] = self.app_version
+            if queue:
+                shared["queue"] = queue[:MAX_SHORT_TEXT]
+            if worker:
+                shared["worker"] = worker[:MAX_SHORT_TEXT]
+            tail = _to_json(shared)[1:]
+            if len(self._wire_tails) >= MAX_WIRE_TAILS:
+                self._wire_tails = {}  # jobs named per run (or a fork): start again
+            self._wire_tails[key] = tail
+        return tail
 
     def job_id_of_task(self, task: Any) -> str:
         """`chronos_job_id` on the task, else the `job_id` callable's answer, else the name."""

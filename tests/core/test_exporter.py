@@ -525,21 +525,37 @@ class _DeferredWire(_Deferred):
         return self.event().to_wire()
 
 
+class _DeferredJson(_Deferred):
+    """A deferred run that offers its wire form as JSON, which the exporter prefers."""
+
+    def wire(self) -> dict[str, object]:
+        raise AssertionError("wire_json() comes first")
+
+    def wire_json(self) -> bytes:
+        return json.dumps(self.event().to_wire()).encode()
+
+
 def test_deferred_runs_are_built_on_the_exporters_thread_and_a_broken_one_is_counted(
     recording_server: RecordingServer,
 ) -> None:
     exporter = exporter_for(recording_server.url, max_batch_size=10)
-    runs = [(_DeferredWire if n % 2 else _Deferred)(n, broken=n == 3) for n in range(5)]
+    kinds = (_Deferred, _DeferredWire, _DeferredJson)
+    runs = [kinds[n % 3](n, broken=n == 3) for n in range(6)]
     for run in runs:
         assert exporter.record_deferred(run)
     exporter.record(make_event(9))
     assert exporter.flush(5)
     assert sorted(recording_server.acknowledged_exec_ids()) == [
-        f"job-1:{n}" for n in (0, 1, 2, 4, 9)
+        f"job-1:{n}" for n in (0, 1, 2, 4, 5, 9)
+    ]
+    # Each one's JSON is the event's, however the run gave it.
+    bodies = [e for r in recording_server.requests for e in r.body["executions"]]
+    assert sorted(bodies, key=lambda e: e["execId"]) == [
+        json.loads(json.dumps(make_event(n).to_wire())) for n in (0, 1, 2, 4, 5, 9)
     ]
     assert {run.built_on for run in runs} == {"chronos-exporter"}
     stats = exporter.stats()
-    assert (stats.sent, stats.queued, stats.dropped) == (5, 0, {"internal_error": 1})
+    assert (stats.sent, stats.queued, stats.dropped) == (6, 0, {"internal_error": 1})
     exporter.shutdown(1)
 
 
@@ -591,7 +607,7 @@ def test_a_batch_over_max_batch_bytes_is_split_and_a_huge_event_goes_alone(
     assert exporter.record(_event_with_output(3, 6_000))
     for n in range(4, 30):
         assert (
-            exporter.record_deferred(_DeferredWire(n))
+            exporter.record_deferred((_DeferredWire if n % 4 == 1 else _DeferredJson)(n))
             if n % 2
             else exporter.record(_event_with_output(n, 900))
         )

@@ -76,6 +76,39 @@ def test_wire_form_is_the_events(
     assert wire == run.event().to_wire()
     # What the exporter sends parses back into the same event.
     assert ExecutionEvent.model_validate(json.loads(json.dumps(wire))).to_wire() == wire
+    assert json.loads(run.wire_json()) == json.loads(json.dumps(wire))
+
+
+@pytest.mark.parametrize(
+    ("task_id", "task_name", "request_fields", "worker_name"),
+    [
+        ('quote"and\\back\nslash', "t.add", {}, None),
+        ("0b5c", 'job "quoted" é', {"delivery_info": {"routing_key": "q" * 300}}, None),
+        ("0b5c", "t.add", {"hostname": "h" * 300, "retries": 4}, None),
+        ("0b5c", "t.add", {"delivery_info": {"queue": "other"}}, "celery@node"),
+        ("ünïcode-\u2028-id", "t.add", {"delivery_info": None, "hostname": ""}, None),
+    ],
+)
+def test_wire_json_is_the_events_json(
+    task_id: str, task_name: str, request_fields: dict[str, Any], worker_name: str | None
+) -> None:
+    factory = _factory(job_version="2.1", app_version="abc123")
+    factory.worker_name = worker_name
+    task = SimpleNamespace(name=task_name)
+    runs = [LeanRun(factory, task, f"{task_id}{n}", _request(**request_fields)) for n in range(3)]
+    for run in runs:
+        run.finish()
+        assert json.loads(run.wire_json()) == json.loads(json.dumps(run.event().to_wire()))
+    # The fields every run of the job shares are made once.
+    assert len(factory._wire_tails) == 1
+
+
+def test_wire_json_of_a_run_with_fields_of_its_own_is_its_wire_form() -> None:
+    run = _run(request=_request(chronos_beat_entry="nightly", chronos_job_id="reports"))
+    run.trace_id = "ab" * 16
+    run.finish()
+    assert json.loads(run.wire_json()) == run.wire()
+    assert json.loads(run.wire_json())["traceId"] == "ab" * 16
 
 
 def test_what_the_event_holds_is_read_from_the_request_and_the_task() -> None:
