@@ -1,64 +1,192 @@
-"""RQ jobs/s with a bare forking `Worker` and with `ChronosWorker`, in the same run.
+"""RQ jobs/s with a bare forking `Worker` and with `ChronosWorker`, paired in the same run.
 
-    .venv/bin/python benchmarks/rq_overhead.py        # needs Redis on 127.0.0.1:6379
+    .venv/bin/python benchmarks/rq_overhead.py            # ~5 min; needs Redis on 127.0.0.1:6379
+    .venv/bin/python benchmarks/rq_overhead.py --quick    # ~1.5 min, a wider interval
 
-Each round enqueues the same no-op jobs on a fresh queue (Redis database 13, flushed) and
-drains them with `work(burst=True)`: one fork per job, as in production. Rounds of the three
-workers alternate; the best round of each is kept. The Chronos worker (console capture on)
-times every job in its work horse and hands the outcome to the parent through the pipe; the
-parent's exporter sends it to a sink in a process of its own that acknowledges everything, as
-a server would. Two exporter settings:
+Target: `ChronosWorker` drains at most 2 % fewer jobs/s than a bare `Worker`.
 
-- `default`: the exporter's defaults (a batch every 2 s or 100 events), so batches are made
-  and sent while horses run, as in production. The target is judged on this one.
-- `sent at the end`: one batch when the round ends (`flush_interval` of an hour, batches of
-  1,000), outside the timed work: the cost of the hooks and the pipe alone.
+Method. On a shared machine the load drifts by tens of percent over minutes, so a few long
+rounds per worker cannot resolve 2 %. Instead the two workers drain many short blocks of the
+same no-op jobs (`os.getpid`, one fork per job, as in production), alternating in groups of
+four blocks, ABBA (bare, Chronos, Chronos, bare) or BAAB, drawn per group: within a group,
+drift that is linear in time weighs both workers alike. Each group gives one ratio, the
+Chronos pair's jobs/s over the bare pair's; the report is the median and the mean of those
+ratios with a 95 % interval (mean ± t·SD/√n, and a bootstrap interval of the median). The
+verdict is judged on the interval of the mean: PASS when all of it is within the target, NOT
+MET when all of it is beyond, UNDECIDED when it straddles the target. The interval narrows as
+1/√groups; when it is too wide the report says how many groups (`--groups`) would give ±1 %.
 
-(A burst worker flushes when it ends: against an unreachable server that flush would wait out
-its timeout and be counted as per-job cost, hence the sink.) Target: at most 2 % fewer jobs/s.
+Each worker class runs in a process of its own, started once (the bare one never imports
+Chronos, as in production, so its forks copy no Chronos pages or page tables), with one worker
+instance serving every block (a burst worker can `work()` again: its death was registered, so
+its birth can be too). One block: the worker's process fills the queue (Redis database 13,
+flushed) with `--jobs` + 1 jobs, untimed, and drains it with `work(burst=True)`. The clock is
+read after each job's `execute_job` (in a subclass both workers share), so the timed window
+runs from the end of the first job, a warm-up, to the end of the last, and holds whole cycles
+of dequeue, fork, wait and RQ's bookkeeping; worker start and stop (RQ's birth and death, the
+cron registration thread `ChronosWorker` starts) are left out.
+
+The Chronos worker reports to a `BatchExporter` with its default settings (a batch every
+2 s, sooner when 500 events wait) and console capture on (`--no-console`: off); it sends to
+a sink in a process of its own that acknowledges everything, as a server would. So that no
+exporter work of a Chronos block spills into the next bare block, the Chronos block ends
+with `exporter.flush()` inside the timed window: the block pays for sending all its events
+and for waiting on the sink's answer, which in production overlaps the next jobs (the median
+flush time is printed; it makes the figure an upper bound of the overhead).
+
+Per job, from the same blocks: page faults and CPU time of the work horse (RQ's `os.wait4`)
+and of the worker process (`getrusage` across the window, the exporter's thread included).
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import logging
+import os
+import random
+import resource
+import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from redis import Redis
 from rq import Queue, Worker
 
-from chronos_core import BatchExporter
-from chronos_integrations.rq import ChronosWorker
+if TYPE_CHECKING:
+    from chronos_core import BatchExporter
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
-JOBS = 300
-ROUNDS = 6
+JOBS_PER_BLOCK = 80
+GROUPS = 32
+QUICK_GROUPS = 8
 TARGET = 0.02
-SETTINGS: dict[str, dict[str, float]] = {
-    "default": {},
-    "sent at the end": {"flush_interval": 3600, "max_batch_size": 1_000},
-}
-
-
+# Z for a two-sided 95 % interval (turned into Student's t for the groups run, see `_t95`);
+# bootstrap resamples of the median.
+Z95 = 1.96
+RESAMPLES = 10_000
 # A job the work horse can import (functions of __main__ cannot be enqueued); as cheap as
 # a job gets, so the overhead is measured at its largest.
 JOB = "os.getpid"
+BARE, CHRONOS = "bare", "chronos"
+ABBA = (BARE, CHRONOS, CHRONOS, BARE)
+BAAB = (CHRONOS, BARE, BARE, CHRONOS)
 
 
-def jobs_per_second(worker_class: type[Worker], connection: Redis) -> float:
+@dataclass
+class Block:
+    """One block's figures: `jobs` timed jobs in `seconds`, with per-job resource use."""
+
+    kind: str
+    jobs: int
+    seconds: float
+    flush_seconds: float
+    horse_faults: float
+    horse_cpu: float
+    parent_faults: float
+    parent_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds
+
+
+class TimedWorkerMixin:
+    """Reads the clock after each job and collects the horses' rusage; both workers use it."""
+
+    block_jobs: int = 0
+    marks: list[int]
+    parent_usage: list[resource.struct_rusage]
+    horse_usage: list[Any]
+    flush_seconds: float = 0.0
+    # What must be sent before the window closes (the Chronos worker's exporter).
+    bench_exporter: ClassVar[BatchExporter | None] = None
+
+    def start_block(self, jobs: int) -> None:
+        self.block_jobs = jobs
+        self.marks = []
+        self.parent_usage = []
+        self.horse_usage = []
+        self.flush_seconds = 0.0
+
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        result = super().execute_job(job, queue)  # type: ignore[misc]
+        done = len(self.marks) + 1
+        if done == self.block_jobs and self.bench_exporter is not None:
+            started = time.perf_counter()
+            self.bench_exporter.flush(30)
+            self.flush_seconds = time.perf_counter() - started
+        self.marks.append(time.perf_counter_ns())
+        if done in (1, self.block_jobs):
+            self.parent_usage.append(resource.getrusage(resource.RUSAGE_SELF))
+        return result
+
+    def wait_for_horse(self) -> Any:
+        pid, status, usage = super().wait_for_horse()  # type: ignore[misc]
+        if usage is not None and len(self.marks) >= 1:  # not the warm-up job's horse
+            self.horse_usage.append(usage)
+        return pid, status, usage
+
+    def block(self, kind: str) -> Block:
+        jobs = len(self.marks) - 1
+        assert jobs == self.block_jobs - 1, "not every job was timed"
+        assert len(self.horse_usage) == jobs, "a horse's rusage went missing"
+        first, last = self.parent_usage
+        return Block(
+            kind=kind,
+            jobs=jobs,
+            seconds=(self.marks[-1] - self.marks[0]) / 1e9,
+            flush_seconds=self.flush_seconds,
+            horse_faults=sum(u.ru_minflt + u.ru_majflt for u in self.horse_usage) / jobs,
+            horse_cpu=sum(u.ru_utime + u.ru_stime for u in self.horse_usage) / jobs,
+            parent_faults=(last.ru_minflt - first.ru_minflt) / jobs,
+            parent_cpu=(last.ru_utime + last.ru_stime - first.ru_utime - first.ru_stime) / jobs,
+        )
+
+
+def timed_worker(kind: str, endpoint: str, console: bool, preload: bool) -> TimedWorkerMixin:
+    """The worker for `kind`; a bare worker's process imports Chronos only with `preload`."""
+    connection = Redis.from_url(REDIS_URL)
+    if kind == BARE:
+        if preload:
+            import chronos_integrations.rq  # noqa: F401
+
+        class BareWorker(TimedWorkerMixin, Worker):
+            """RQ's forking `Worker`, timed."""
+
+        return BareWorker(["bench"], connection=connection)
+
+    from chronos_core import BatchExporter
+    from chronos_integrations.rq import ChronosWorker
+
+    exporter = BatchExporter(api_key="benchmark", endpoint=endpoint, capture_console=console)
+
+    class ChronosBenchWorker(TimedWorkerMixin, ChronosWorker):
+        """`ChronosWorker`, timed, flushing its exporter at the end of each block."""
+
+        chronos_exporter = exporter
+        bench_exporter = exporter
+
+    return ChronosBenchWorker(["bench"], connection=connection)
+
+
+def run_block(worker: TimedWorkerMixin, kind: str, jobs: int) -> Block:
+    assert isinstance(worker, Worker)
+    connection = worker.connection
     connection.flushdb()
     queue = Queue("bench", connection=connection)
     with connection.pipeline() as pipe:
-        for _ in range(JOBS):
+        for _ in range(jobs + 1):
             queue.enqueue(JOB, pipeline=pipe)
         pipe.execute()
-    worker = worker_class([queue], connection=connection)
-    started = time.perf_counter()
+    worker.start_block(jobs + 1)
     worker.work(burst=True, logging_level="WARNING")
-    elapsed = time.perf_counter() - started
-    assert queue.finished_job_registry.count == JOBS, "not every job finished"
-    return JOBS / elapsed
+    assert queue.finished_job_registry.count == jobs + 1, "not every job finished"
+    return worker.block(kind)
 
 
 SINK = """
@@ -79,57 +207,201 @@ server.serve_forever()
 """
 
 
+def serve(kind: str, endpoint: str, console: bool, preload: bool) -> None:
+    """A worker's process: one block per line read (its size), its figures written back."""
+    logging.getLogger("rq").setLevel(logging.WARNING)
+    logging.getLogger("chronos_core").setLevel(logging.ERROR)
+    worker = timed_worker(kind, endpoint, console, preload)
+    for line in sys.stdin:
+        block = run_block(worker, kind, int(line))
+        print(json.dumps(dataclasses.asdict(block)), flush=True)
+    end: dict[str, Any] = {
+        "chronos_loaded": "chronos_core" in sys.modules,
+        "rss_mb": _rss_kib() / 1024,
+    }
+    exporter = worker.bench_exporter
+    if exporter is not None:
+        exporter.shutdown(10)
+        settings = exporter.settings
+        end["sent"] = exporter.stats().sent
+        end["batching"] = f"every {settings.flush_interval:g} s or {settings.max_batch_size} events"
+    print(json.dumps(end), flush=True)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--groups", type=int, default=GROUPS, help="groups of 4 blocks (32)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_GROUPS} groups")
+    parser.add_argument("--jobs", type=int, default=JOBS_PER_BLOCK, help="timed jobs per block")
+    parser.add_argument("--no-console", action="store_true", help="console capture off")
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        help="the bare worker's process imports Chronos too: the per-job hooks alone",
+    )
+    parser.add_argument("--serve", choices=(BARE, CHRONOS), help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    console = not args.no_console
+    if args.serve:
+        serve(args.serve, args.endpoint, console, args.preload)
+        return
+    groups = QUICK_GROUPS if args.quick else args.groups
+    if groups < 2 or args.jobs < 2:
+        parser.error("at least 2 groups of blocks of at least 2 jobs")
     sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
     assert sink.stdout is not None
     endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
-    try:
-        run(endpoint)
-    finally:
-        sink.terminate()
-        sink.wait(10)
-
-
-def run(endpoint: str) -> None:
-    logging.getLogger("rq").setLevel(logging.WARNING)
-    logging.getLogger("chronos_core").setLevel(logging.ERROR)
-    connection = Redis.from_url(REDIS_URL)
-    bare: list[float] = []
-    measured: dict[str, list[float]] = {name: [] for name in SETTINGS}
-    recorded = 0
-    try:
-        for _ in range(ROUNDS):
-            bare.append(jobs_per_second(Worker, connection))
-            for name, settings in SETTINGS.items():
-                exporter = BatchExporter(
-                    api_key="benchmark", endpoint=endpoint, capture_console=True, **settings
-                )
-                chronos_class = type(
-                    "BenchWorker", (ChronosWorker,), {"chronos_exporter": exporter}
-                )
-                measured[name].append(jobs_per_second(chronos_class, connection))
-                exporter.shutdown(5)
-                recorded += exporter.stats().sent
-    finally:
-        connection.flushdb()
-    best_bare = max(bare)
-    print(f"jobs per round: {JOBS}, rounds: {ROUNDS} (best round of each kept)")
-    print(f"{'bare Worker':<32}{best_bare:8.1f} jobs/s   rounds: {_rounds(bare)}")
-    for name, rates in measured.items():
-        best = max(rates)
-        slower = 1 - best / best_bare
-        print(
-            f"{'ChronosWorker, ' + name:<32}{best:8.1f} jobs/s   {slower:+6.1%} vs bare"
-            f"   rounds: {_rounds(rates)}"
+    command = [sys.executable, __file__, "--endpoint", endpoint]
+    command += ["--no-console"] if args.no_console else []
+    command += ["--preload"] if args.preload else []
+    workers = {
+        kind: subprocess.Popen(
+            [*command, "--serve", kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-    slower = 1 - max(measured["default"]) / best_bare
-    verdict = "met" if slower <= TARGET else "NOT met"
-    print(f"target (default settings): <= {TARGET:.0%} fewer jobs/s: {verdict}")
-    print(f"events delivered to the sink: {recorded} of {JOBS * ROUNDS * len(SETTINGS)}")
+        for kind in (BARE, CHRONOS)
+    }
+    try:
+        run(workers, groups, args.jobs, console=console, preload=args.preload)
+    finally:
+        for process in (*workers.values(), sink):
+            process.terminate()
+            process.wait(10)
+        Redis.from_url(REDIS_URL).flushdb()
 
 
-def _rounds(rates: list[float]) -> str:
-    return ", ".join(f"{rate:.0f}" for rate in rates)
+def run(
+    workers: dict[str, subprocess.Popen[str]],
+    groups: int,
+    jobs: int,
+    *,
+    console: bool,
+    preload: bool,
+) -> None:
+    def block(kind: str) -> Block:
+        stdin, stdout = _pipes(workers[kind])
+        stdin.write(f"{jobs}\n")
+        stdin.flush()
+        return Block(**json.loads(stdout.readline()))
+
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
+    for kind in ABBA:  # a warm-up group, not kept
+        block(kind)
+    # ABBA or BAAB, drawn per group: a load that comes and goes with the period of a group
+    # would otherwise fall on the same worker every time.
+    orders = random.Random(groups).choices((ABBA, BAAB), k=groups)
+    results = [[block(kind) for kind in order] for order in orders]
+    elapsed = time.monotonic() - started
+    ends = {}
+    for kind, process in workers.items():
+        stdin, stdout = _pipes(process)
+        stdin.close()
+        ends[kind] = json.loads(stdout.readline())
+        process.wait(30)
+    report(results, jobs, elapsed, (load_before, os.getloadavg()[0]))
+    expected = (groups + 1) * 2 * (jobs + 1)
+    print(f"events delivered to the sink: {ends[CHRONOS]['sent']} of {expected}")
+    assert ends[BARE]["chronos_loaded"] == preload, "Chronos (not) imported by the bare worker"
+    print(
+        f"resident memory of the worker processes: bare {ends[BARE]['rss_mb']:.0f} MB"
+        f"{' (Chronos imported: --preload)' if preload else ''},"
+        f" Chronos {ends[CHRONOS]['rss_mb']:.0f} MB"
+    )
+    print(
+        f"Chronos: BatchExporter defaults (a batch {ends[CHRONOS]['batching']}), console capture "
+        f"{'on' if console else 'off'}, flushed at the end of each Chronos block (timed)"
+    )
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _pipes(process: subprocess.Popen[str]) -> tuple[IO[str], IO[str]]:
+    assert process.stdin is not None
+    assert process.stdout is not None
+    return process.stdin, process.stdout
+
+
+def report(
+    results: list[list[Block]], jobs: int, elapsed: float, load: tuple[float, float]
+) -> None:
+    def of(kind: str) -> list[Block]:
+        return [block for group in results for block in group if block.kind == kind]
+
+    bare, chronos = of(BARE), of(CHRONOS)
+    ratios = [
+        sum(b.seconds for b in group if b.kind == BARE)
+        / sum(b.seconds for b in group if b.kind == CHRONOS)
+        for group in results
+    ]
+    n = len(ratios)
+    mean = statistics.fmean(ratios)
+    sd = statistics.stdev(ratios)
+    half = _t95(n - 1) * sd / n**0.5
+    low, high = mean - half, mean + half
+    median = statistics.median(ratios)
+    rng = random.Random(6)
+    medians = sorted(statistics.median(rng.choices(ratios, k=n)) for _ in range(RESAMPLES))
+    median_low, median_high = medians[int(0.025 * RESAMPLES)], medians[int(0.975 * RESAMPLES)]
+
+    print(
+        f"{n} groups (ABBA/BAAB) of blocks of {jobs} timed jobs, {elapsed:.0f} s;"
+        f" load average {load[0]:.2f} before, {load[1]:.2f} after"
+    )
+    bare_rate = statistics.median(b.rate for b in bare)
+    chronos_rate = statistics.median(b.rate for b in chronos)
+    print(f"median jobs/s per block: bare {bare_rate:.1f}, Chronos {chronos_rate:.1f}")
+    print(
+        f"block jobs/s range: bare {min(b.rate for b in bare):.0f}-{max(b.rate for b in bare):.0f},"
+        f" Chronos {min(b.rate for b in chronos):.0f}-{max(b.rate for b in chronos):.0f}"
+    )
+    print("ratio Chronos/bare jobs/s per group (1.000 = no overhead):")
+    print(f"  median {median:.4f} (bootstrap 95 % {median_low:.4f}..{median_high:.4f})")
+    print(f"  mean   {mean:.4f} (95 % {low:.4f}..{high:.4f}, SD of a group {sd:.4f})")
+    print(
+        f"  fewer jobs/s with Chronos: {1 - mean:+.2%} (mean;"
+        f" 95 % {1 - high:+.2%}..{1 - low:+.2%}), {1 - median:+.2%} (median)"
+    )
+    print("  per group: " + " ".join(f"{r:.3f}" for r in ratios))
+    flush = statistics.median(b.flush_seconds for b in chronos)
+    print(f"median flush at the end of a Chronos block: {flush * 1e3:.1f} ms (counted)")
+
+    def per_job(name: str, attribute: str, scale: float, unit: str) -> None:
+        b = statistics.median(getattr(block, attribute) for block in bare) * scale
+        c = statistics.median(getattr(block, attribute) for block in chronos) * scale
+        print(f"  {name:<22}{b:9.0f}{c:10.0f}{c - b:+9.0f} {unit}")
+
+    print(f"per job (median of blocks){'bare':>9}{'Chronos':>10}{'diff':>9}")
+    per_job("horse page faults", "horse_faults", 1, "")
+    per_job("horse CPU", "horse_cpu", 1e6, "µs")
+    per_job("worker page faults", "parent_faults", 1, "")
+    per_job("worker CPU", "parent_cpu", 1e6, "µs")
+
+    floor = 1 - TARGET
+    if low >= floor:
+        verdict = "PASS: the whole 95 % interval of the mean ratio is within"
+    elif high < floor:
+        verdict = "NOT MET: the whole 95 % interval of the mean ratio is beyond"
+    else:
+        verdict = "UNDECIDED: the 95 % interval of the mean ratio straddles"
+    side = "within" if median >= floor else "beyond"
+    print(f"target <= {TARGET:.0%} fewer jobs/s: {verdict} it (the median is {side} it)")
+    if half > TARGET / 2:
+        # The interval narrows as 1/sqrt(groups): what a +-1 % interval would take at this noise.
+        needed = (Z95 * sd / (TARGET / 2)) ** 2
+        print(f"  the interval is +-{half:.1%}; +-1 % would take about {needed:.0f} groups here")
+
+
+def _t95(df: int) -> float:
+    """Student's t for a two-sided 95 % interval (Cornish-Fisher; within 0.01 from df 5)."""
+    z = Z95
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 if __name__ == "__main__":
