@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self, TypeVar
 
@@ -137,8 +137,9 @@ class _BaseClient:
         headers = dict(self._headers)
         if len(raw) >= self.settings.gzip_min_bytes:
             # Level 1: a third of the CPU of the default for ~10% more bytes; this runs
-            # on the exporter's thread, beside the user's jobs.
-            raw = gzip.compress(raw, compresslevel=1)
+            # on the exporter's thread, beside the user's jobs. zlib writes the gzip format
+            # itself (wbits 31) in one C call, where `gzip.compress` adds Python around it.
+            raw = zlib.compress(raw, 1, wbits=31)
             headers["content-encoding"] = "gzip"
         return raw, headers
 

@@ -32,7 +32,7 @@ import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pydantic_core
 
@@ -473,7 +473,7 @@ class BatchExporter:
         kept: list[ExecutionEvent | DeferredEvent] = []
         forms: list[ExecutionEvent | dict[str, Any] | bytes] = []
         failed = 0
-        encoded = False
+        encoded = 0  # how many came as JSON
         for item in batch:
             if isinstance(item, ExecutionEvent):
                 forms.append(item)
@@ -482,7 +482,7 @@ class BatchExporter:
                     wire_json = getattr(item, "wire_json", None)
                     if wire_json is not None:
                         forms.append(wire_json())
-                        encoded = True
+                        encoded += 1
                     else:
                         wire = getattr(item, "wire", None)
                         forms.append(wire() if wire is not None else item.event())
@@ -496,8 +496,14 @@ class BatchExporter:
         if not kept:
             return []
         if encoded:
-            # Some runs came as JSON already: encode the others one by one and join.
-            return self._encode_each(kept, forms)
+            if encoded < len(kept):
+                # Some runs came as JSON already: encode the others one by one and join.
+                return self._encode_each(kept, forms)
+            parts = cast("list[bytes]", forms)  # every one came as JSON
+            body = _BODY_HEAD + b",".join(parts) + _BODY_TAIL
+            if len(body) <= self._batch_bytes or len(kept) == 1:
+                return [(body, kept)]
+            return _split(kept, parts, self._batch_bytes)
         try:
             body = _BODY_OPEN + _to_json(forms, by_alias=True, exclude_none=True) + _BODY_CLOSE
         except Exception:

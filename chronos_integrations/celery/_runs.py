@@ -9,13 +9,13 @@ time limit, a terminated or revoked task).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import pydantic_core
@@ -95,30 +95,9 @@ def _queue(request: Any) -> str | None:
 _UNSET: Any = object()
 # Distinct (job id, queue, worker) whose shared JSON a `RunFactory` keeps.
 MAX_WIRE_TAILS = 1_024
-# A string as JSON: `json.dumps` of a `str` goes straight to its C escaping function.
-_json_text = json.dumps
+# A string as JSON, quoted and escaped (what `json.dumps` calls for a `str`).
+_json_text = encode_basestring_ascii
 _to_json = pydantic_core.to_json
-
-
-class _RequestFacts:
-    """What a lean run's event needs of the request Celery made for its run, read as the run
-    starts: a few small values, under the request's own attribute names."""
-
-    # The HEADER_* names, as the request carries them.
-    __slots__ = (
-        "chronos_beat_entry",
-        "chronos_job_id",
-        "chronos_scheduled_for",
-        "delivery_info",
-        "hostname",
-    )
-
-    def __init__(self, request: Any) -> None:
-        self.delivery_info = getattr(request, "delivery_info", None)
-        self.hostname = getattr(request, "hostname", None)
-        self.chronos_job_id = getattr(request, HEADER_JOB_ID, None)
-        self.chronos_scheduled_for = getattr(request, HEADER_SCHEDULED_FOR, None)
-        self.chronos_beat_entry = getattr(request, HEADER_BEAT_ENTRY, None)
 
 
 class LeanRun:
@@ -126,7 +105,7 @@ class LeanRun:
 
     Used when nothing has to happen while the task runs (no console capture, no `running`
     event as it starts). Starting it keeps references (the factory, the task, the task id)
-    and the few values of the request the event needs (`_RequestFacts`: not the request,
+    and the few values of the request the event needs (not the request,
     whose arguments would stay alive while the run waits to be sent), and reads the attempt
     number, the trace id and two clocks; finishing it reads one more clock and hands the run
     to the sink. Everything else the event holds (job id, queue, worker, scheduled time,
@@ -148,11 +127,17 @@ class LeanRun:
         "_finished",
         "_job_id",
         "_metadata",
-        "_request",
         "_started_ns",
         "_task",
         "_wall_ns",
         "attempt",
+        # What the event needs of the request, under the request's own attribute names (the
+        # HEADER_* names among them): the run stands in for it where a request is read.
+        "chronos_beat_entry",
+        "chronos_job_id",
+        "chronos_scheduled_for",
+        "delivery_info",
+        "hostname",
         "sink",
         "task_id",
         "trace_id",
@@ -174,7 +159,11 @@ class LeanRun:
         self._task = task
         # Not the request itself: it holds the task's arguments and the message, and a run
         # may wait in the exporter's queue for a while (an unreachable server).
-        self._request = _RequestFacts(request)
+        self.delivery_info = getattr(request, "delivery_info", None)
+        self.hostname = getattr(request, "hostname", None)
+        self.chronos_job_id = getattr(request, HEADER_JOB_ID, None)
+        self.chronos_scheduled_for = getattr(request, HEADER_SCHEDULED_FOR, None)
+        self.chronos_beat_entry = getattr(request, HEADER_BEAT_ENTRY, None)
         self.task_id = task_id
         retries = getattr(request, "retries", 0)
         # `attempt_of`, inlined for the usual case (an int, 0 before any retry).
@@ -200,7 +189,7 @@ class LeanRun:
         """The job id: a beat entry's (from the message), else the task's (see `RunFactory`)."""
         job_id = self._job_id
         if job_id is None:
-            job_id = self._job_id = self._factory.job_id_of(self._task, self._request)
+            job_id = self._job_id = self._factory.job_id_of(self._task, self)
         return job_id
 
     @property
@@ -211,19 +200,19 @@ class LeanRun:
     @property
     def queue(self) -> str | None:
         """The queue the message came from."""
-        queue = _queue(self._request)
+        queue = _queue(self)
         return queue[:MAX_SHORT_TEXT] if queue else None
 
     @property
     def worker(self) -> str | None:
         """The worker's node name (its host name until the worker is ready)."""
-        worker = self._factory.worker_name or getattr(self._request, "hostname", None)
+        worker = self._factory.worker_name or self.hostname
         return worker[:MAX_SHORT_TEXT] if worker else None
 
     @property
     def scheduled_for(self) -> datetime | None:
         """When beat scheduled the run (UTC), for runs beat sent."""
-        scheduled = _scheduled_for(self._request)
+        scheduled = _scheduled_for(self)
         if scheduled is not None and scheduled.tzinfo is None:
             scheduled = scheduled.replace(tzinfo=UTC)
         return scheduled
@@ -233,7 +222,7 @@ class LeanRun:
         """The beat entry's name and, when recorded, the task's arguments."""
         metadata = self._metadata
         if metadata is _UNSET:
-            metadata = self._metadata = self._factory._metadata(self._request, None, None)
+            metadata = self._metadata = self._factory._metadata(self, None, None)
         return metadata
 
     @property
@@ -371,31 +360,32 @@ class LeanRun:
 
     def wire_json(self) -> bytes:
         """`wire()` as JSON, what the exporter sends: the run's own fields written here, the
-        rest (job id, host, queue, worker, versions) the same bytes for every run of its job.
+        rest (job id, host, queue, worker, versions) the same bytes for every run of its task
+        on this worker, made once (`RunFactory.wire_tail`).
 
         A run with a trace id, a beat schedule or metadata has more fields of its own: its
         `wire()` is encoded instead.
         """
-        facts = self._request
         if (
             self.trace_id is not None
-            or facts.chronos_scheduled_for
-            or facts.chronos_beat_entry
+            or self.chronos_scheduled_for
+            or self.chronos_beat_entry
             or (self._metadata is not _UNSET and self._metadata)
         ):
             return _to_json(self.wire())
-        job_id, exec_id = self._ids()
-        factory = self._factory
-        tail = factory.wire_tail(
-            job_id, _queue(facts), factory.worker_name or getattr(facts, "hostname", None)
-        )
+        tail = self._factory.wire_tail(self)
+        task_id = self.task_id
+        attempt = self.attempt
+        exec_id = task_id if attempt <= 1 else f"{task_id}:{attempt}"
+        if tail is None or not 0 < len(exec_id) <= MAX_ID_LENGTH:
+            return _to_json(self.wire())  # which refuses the id beyond the schema's limits
         started = self._wall_ns // 1_000
         duration = self._duration_ns
         return (
             f'{{"execId":{_json_text(exec_id)},"status":"success",'
             f'"startedAt":"{wire_timestamp(started)}",'
             f'"finishedAt":"{wire_timestamp(started + duration // 1_000)}",'
-            f'"durationMs":{round(duration / 1_000_000, 3)!r},"attempt":{self.attempt},'
+            f'"durationMs":{round(duration / 1_000_000, 3)!r},"attempt":{attempt},'
         ).encode() + tail
 
     def _full_event(
@@ -463,16 +453,32 @@ class RunFactory:
         self.lean = not capture_console and not emit_running
         # The worker's node name, set when the worker is ready (see `_worker`).
         self.worker_name: str | None = None
-        # The JSON of the fields a lean run shares with every run of its job on this worker,
-        # by (process id, job id, queue, worker): see `LeanRun.wire_json`.
-        self._wire_tails: dict[tuple[int, str, str | None, str | None], bytes] = {}
+        # The JSON of the fields a lean run shares with every run of its task on this worker:
+        # see `wire_tail`.
+        self._wire_tails: dict[tuple[Any, ...], bytes | None] = {}
 
-    def wire_tail(self, job_id: str, queue: str | None, worker: str | None) -> bytes:
-        """The JSON of a successful lean run's fields other than its own few, without the
-        opening brace (`LeanRun.wire_json` writes those before it), made once per job."""
-        key = (_pid, job_id, queue, worker)
-        tail = self._wire_tails.get(key)
-        if tail is None:
+    def wire_tail(self, run: LeanRun) -> bytes | None:
+        """The JSON of a successful lean run's fields other than its own few (those that all
+        runs of its task on this worker share), without the opening brace: `wire_json` writes
+        its own fields before it. Made once per task, queue and worker; None if the job id is
+        beyond the schema's limits."""
+        key = (
+            _pid,
+            run._task,
+            run._job_id,
+            run.chronos_job_id,
+            _queue(run),
+            run.hostname,
+        )
+        try:
+            return self._wire_tails[key]
+        except KeyError:
+            kept = True
+        except TypeError:  # a task that is not hashable (not a Celery task): not kept
+            kept = False
+        job_id = run.job_id
+        tail = None
+        if 0 < len(job_id) <= MAX_ID_LENGTH:
             shared: dict[str, Any] = {
                 "jobId": job_id,
                 "labels": [],
@@ -485,13 +491,16 @@ class RunFactory:
                 shared["jobVersion"] = self.job_version
             if self.app_version is not None:
                 shared["appVersion"] = self.app_version
-            if queue:
-                shared["queue"] = queue[:MAX_SHORT_TEXT]
-            if worker:
-                shared["worker"] = worker[:MAX_SHORT_TEXT]
+            queue = run.queue
+            if queue is not None:
+                shared["queue"] = queue
+            worker = run.worker
+            if worker is not None:
+                shared["worker"] = worker
             tail = _to_json(shared)[1:]
+        if kept:
             if len(self._wire_tails) >= MAX_WIRE_TAILS:
-                self._wire_tails = {}  # jobs named per run (or a fork): start again
+                self._wire_tails = {}  # tasks or queues made per run (or a fork): start again
             self._wire_tails[key] = tail
         return tail
 

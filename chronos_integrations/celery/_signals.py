@@ -70,6 +70,7 @@ class TaskHooks(SignalReceivers):
         self._more: dict[_Key, _Run] = {}
         self._finished: dict[_Key, None] = {}
         self._received: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        self._our_task_types: set[type] = set()
         receivers: list[tuple[Any, Callable[..., None]]] = [
             (signals.task_received, self._on_received),
             (signals.task_prerun, self._on_prerun),
@@ -127,7 +128,15 @@ class TaskHooks(SignalReceivers):
     # -- helpers -------------------------------------------------------------------------
 
     def _ours(self, task: Any) -> bool:
-        return task is not None and getattr(task, "app", None) is self.app
+        """Whether `task` belongs to this app (signals are sent for every app's tasks)."""
+        if type(task) in self._our_task_types:
+            return True
+        if task is None or getattr(task, "app", None) is not self.app:
+            return False
+        # Each task has a class of its own, bound to one app for good: asked once per class
+        # (`Task.app` is a class property that checks the binding on every read).
+        self._our_task_types.add(type(task))
+        return True
 
     def _add_another(self, task_id: str, run: _Run, other: _Run) -> None:
         """Note `run` in flight, `other` being in `_active` under the same task id."""
@@ -254,7 +263,7 @@ class TaskHooks(SignalReceivers):
         **_: Any,
     ) -> None:
         try:
-            if not task_id or getattr(task, "app", None) is not self.app:
+            if not task_id or (type(task) not in self._our_task_types and not self._ours(task)):
                 return
             runs = self.runs
             if runs.lean:
@@ -364,7 +373,7 @@ class TaskHooks(SignalReceivers):
         **_: Any,
     ) -> None:
         try:
-            if not task_id or getattr(task, "app", None) is not self.app:
+            if not task_id or (type(task) not in self._our_task_types and not self._ours(task)):
                 return
             # The usual case, one run of this task id in flight: a dict pop.
             run = self._take(task_id, None, task) if self._more else self._active.pop(task_id, None)

@@ -79,6 +79,13 @@ def test_wire_form_is_the_events(
     assert json.loads(run.wire_json()) == json.loads(json.dumps(wire))
 
 
+class _Task:
+    """A task as Celery's are: hashable (a `SimpleNamespace` is not)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 @pytest.mark.parametrize(
     ("task_id", "task_name", "request_fields", "worker_name"),
     [
@@ -94,13 +101,41 @@ def test_wire_json_is_the_events_json(
 ) -> None:
     factory = _factory(job_version="2.1", app_version="abc123")
     factory.worker_name = worker_name
-    task = SimpleNamespace(name=task_name)
+    task = _Task(task_name)
     runs = [LeanRun(factory, task, f"{task_id}{n}", _request(**request_fields)) for n in range(3)]
     for run in runs:
         run.finish()
         assert json.loads(run.wire_json()) == json.loads(json.dumps(run.event().to_wire()))
-    # The fields every run of the job shares are made once.
+    # The fields every run of the task shares are made once.
     assert len(factory._wire_tails) == 1
+
+
+def test_wire_json_tells_tasks_queues_and_job_ids_apart() -> None:
+    factory = _factory()
+    add, mul = _Task("t.add"), _Task("t.mul")
+    runs = [
+        LeanRun(factory, add, "1", _request()),
+        LeanRun(factory, mul, "2", _request()),
+        LeanRun(factory, add, "3", _request(delivery_info={"routing_key": "other"})),
+        LeanRun(factory, add, "4", _request(chronos_job_id="from-beat")),
+        LeanRun(factory, add, "5", _request(hostname="celery@other")),
+        LeanRun(factory, add, "6", _request()),
+    ]
+    seen = []
+    for run in runs:
+        run.finish()
+        wire = json.loads(run.wire_json())
+        assert wire == json.loads(json.dumps(run.event().to_wire()))
+        seen.append((wire["jobId"], wire["queue"], wire["worker"]))
+    assert seen == [
+        ("t.add", "celery", "celery@host"),
+        ("t.mul", "celery", "celery@host"),
+        ("t.add", "other", "celery@host"),
+        ("from-beat", "celery", "celery@host"),
+        ("t.add", "celery", "celery@other"),
+        ("t.add", "celery", "celery@host"),
+    ]
+    assert len(factory._wire_tails) == 5
 
 
 def test_wire_json_of_a_run_with_fields_of_its_own_is_its_wire_form() -> None:
@@ -187,6 +222,11 @@ def test_ids_beyond_the_schema_are_refused_when_the_event_is_built() -> None:
     long_job = LeanRun(_factory(), SimpleNamespace(name="j" * 300), "id", _request())
     with pytest.raises(ValueError, match="job_id"):
         long_job.wire()
+    with pytest.raises(ValueError, match="exec_id"):
+        run.wire_json()
+    long_job.finish()
+    with pytest.raises(ValueError, match="job_id"):
+        long_job.wire_json()
     # A plain sink: the run is dropped and logged, nothing raises into the task.
     sink = Keep()
     LeanRun(_factory(sink), TASK, "x" * 257, _request()).finish()
@@ -218,8 +258,8 @@ def test_a_run_waiting_to_be_sent_does_not_keep_the_request_alive() -> None:
     assert (wire["queue"], wire["worker"]) == ("celery", "celery@host")
 
 
-def test_the_request_facts_carry_every_header_the_integration_stamps() -> None:
+def test_a_lean_run_carries_every_header_the_integration_stamps() -> None:
     from chronos_integrations.celery import _runs
 
     headers = {_runs.HEADER_BEAT_ENTRY, _runs.HEADER_JOB_ID, _runs.HEADER_SCHEDULED_FOR}
-    assert headers <= set(_runs._RequestFacts.__slots__)
+    assert headers <= set(_runs.LeanRun.__slots__)
