@@ -1,44 +1,74 @@
 """Throughput of a solo Celery worker running no-op tasks: bare, with Chronos, and with peers.
 
-    .venv/bin/python benchmarks/celery_overhead.py [--tasks 3000] [--rounds 5]
+    .venv/bin/python benchmarks/celery_overhead.py [--block 200] [--groups 30]
 
-Needs Redis on 127.0.0.1:6379 (database 13). Each configuration runs in a fresh subprocess
-(sentry-sdk's Celery integration cannot be removed once set up), rounds are interleaved, and
-the best round of each is kept; each round's ratio to the bare run of the same round, and
-the median of those ratios, are printed too. Every instrumented run exports over loopback
-HTTP to a sink that runs in a process of its own, as a real backend would:
+Needs Redis on 127.0.0.1:6379 (database 12). On a shared machine one worker's rate drifts by
+±20 % within seconds, more than the few percent being measured; so every configuration is
+measured against bare blocks run by the same worker, interleaved with its own:
 
-- chronos: `instrument(app)` with a `BatchExporter` sending to the sink;
-- chronos-hooks: `instrument(app)` with a sink that drops events (and deferred runs, as the
-  exporter takes them): the signal receivers and capture alone, without the exporter's
-  queue and background thread;
-- sentry: `sentry_sdk.init(integrations=[CeleryIntegration()], traces_sample_rate=1.0)`;
-- otel: `CeleryInstrumentor` with a `BatchSpanProcessor` and the OTLP/HTTP exporter.
+- one worker process per configuration (sentry-sdk's Celery integration cannot be removed
+  once set up, and each peer keeps state of its own);
+- the queue holds groups of four blocks of `--block` tasks, in the order off, on, on, off
+  (a linear drift then weighs on both halves alike), with a control task before each block
+  that switches the instrumentation on or off and, at the end of an `on` block, flushes what
+  the instrumentation still holds (the flush is timed and counted in that block: work left
+  to a background thread must not be paid by the next bare block);
+- a block's time runs from the start of its first task to the end of its last (publishing is
+  not counted), and each group gives one ratio, (the two off blocks' time) / (the two on
+  blocks' time): its tasks/s relative to bare. The mean of the groups' ratios is printed with
+  a 95 % interval (mean ± 1.96 standard errors), and the median.
+
+The configurations, each exporting over loopback HTTP to a sink in a process of its own, as a
+real backend would:
+
+- chronos: `instrument(app)` with a `BatchExporter` sending to the sink (switched off and on
+  with `uninstrument(app)` and `instrument(app)`);
+- chronos-hooks: the same with a sink that drops events (and deferred runs, as the exporter
+  takes them): the signal receivers alone, without the exporter's queue and thread;
+- sentry: `sentry_sdk.init(integrations=[CeleryIntegration()], traces_sample_rate=1.0)`,
+  switched off by giving the global scope no client (its patched tracer then only checks for
+  the integration and calls the task: the off blocks keep that check, so sentry's figure is,
+  if anything, a little lower than its real overhead);
+- otel: `CeleryInstrumentor` with a `BatchSpanProcessor` and the OTLP/HTTP exporter,
+  switched with its own `uninstrument()` / `instrument()`.
+
+With `--instructions` it also counts, with valgrind's callgrind, the instructions a task costs
+bare, with Chronos's hooks alone and with Chronos (every thread of the worker process, the
+exporter's included): a count that other load on the machine does not change. Each count is
+the difference between a run of `--count-tasks` tasks and a run of three times as many (the
+start-up and shutdown cancel out), divided by the difference in tasks; the tasks are
+published by a process outside valgrind. Under valgrind a task takes ~50 times as long, so the
+exporter's flush interval is raised to keep its batches full (500 events) as they are at full
+speed, and it is flushed before the process exits (counted).
 
 A peer that is not installed is skipped with a message (they are dev-only dependencies:
 `sentry-sdk`, `opentelemetry-instrumentation-celery`, `opentelemetry-exporter-otlp-proto-http`).
-Tasks/s is measured inside the worker, from the start of the first task after a warm-up to the
-end of the last one, so publishing is not counted. Over the same window the benchmark reads the
-worker process's CPU time (every thread: the tasks', the exporter's, the peers' senders), which
-other load on the machine disturbs less than the rate does.
+Target: Chronos at most 3 % below bare, and below both peers' overhead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-BROKER = "redis://127.0.0.1:6379/13"
-WARMUP = 300
-MODES = ("bare", "chronos", "chronos-hooks", "sentry", "otel")
+BROKER = "redis://127.0.0.1:6379/12"
+MODES = ("chronos", "chronos-hooks", "sentry", "otel")
+TARGET = 0.03
+# Blocks run before the measured groups (imports, first connections, caches), not counted.
+WARMUP_BLOCKS = 4
+# Off, on, on, off: the order of the four blocks of every group.
+PATTERN = (False, True, True, False)
 
 
 class _NullSink:
@@ -89,18 +119,35 @@ def _serve_sink() -> None:
     server.serve_forever()
 
 
-def _instrument(mode: str, app: Any, sink: str) -> str | None:
-    """Set up `mode`; returns a reason to skip it, or None."""
-    if mode == "chronos":
+@dataclass
+class _Switch:
+    """Turns one configuration on and off, and flushes what it holds."""
+
+    on: Callable[[], object]
+    off: Callable[[], object]
+    flush: Callable[[], object]
+
+
+def _setup(mode: str, app: Any, sink: str) -> _Switch | str:
+    """Install `mode` (on) and return its switch, or a reason to skip it."""
+    if mode in ("chronos", "chronos-hooks"):
         from chronos_core import BatchExporter
-        from chronos_integrations.celery import instrument
+        from chronos_integrations.celery import instrument, uninstrument
 
-        instrument(app, exporter=BatchExporter(api_key="bench", endpoint=sink))
-    elif mode == "chronos-hooks":
-        from chronos_integrations.celery import instrument
+        exporter: Any = (
+            BatchExporter(api_key="bench", endpoint=sink) if mode == "chronos" else _NullSink()
+        )
 
-        instrument(app, exporter=_NullSink())
-    elif mode == "sentry":
+        def chronos_on() -> None:
+            # `instrument()` before the worker starts, as an app does, stops listening to
+            # `task_received` at `worker_init` for a solo pool; a worker already running
+            # has sent that signal, so do what it would have done.
+            instrument(app, exporter=exporter).tasks.watch_received(False)
+
+        instrument(app, exporter=exporter)
+        flush = getattr(exporter, "flush", None)
+        return _Switch(chronos_on, lambda: uninstrument(app), flush or (lambda: None))
+    if mode == "sentry":
         try:
             import sentry_sdk
             from sentry_sdk.integrations.celery import CeleryIntegration
@@ -112,7 +159,14 @@ def _instrument(mode: str, app: Any, sink: str) -> str | None:
             integrations=[CeleryIntegration()],
             traces_sample_rate=1.0,
         )
-    elif mode == "otel":
+        scope = sentry_sdk.get_global_scope()
+        client = scope.client
+        return _Switch(
+            lambda: scope.set_client(client),
+            lambda: scope.set_client(None),
+            lambda: client.flush(timeout=5),
+        )
+    if mode == "otel":
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.instrumentation.celery import CeleryInstrumentor
@@ -125,12 +179,18 @@ def _instrument(mode: str, app: Any, sink: str) -> str | None:
             )
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(f"{sink}/v1/traces")))
-        CeleryInstrumentor().instrument(tracer_provider=provider)
-    return None
+        instrumentor = CeleryInstrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        return _Switch(
+            lambda: instrumentor.instrument(tracer_provider=provider),
+            instrumentor.uninstrument,
+            lambda: provider.force_flush(5_000),
+        )
+    raise ValueError(mode)
 
 
-def _measure(mode: str, tasks: int, sink: str) -> None:
-    """One configuration, in this process: prints `{"mode", "tasks_per_s"}` or a skip."""
+def _measure(mode: str, block: int, groups: int, sink: str) -> None:
+    """One configuration, in this process: prints its blocks' times as JSON, or a skip."""
     import redis
     from celery import Celery
     from celery.contrib.testing.worker import start_worker
@@ -140,41 +200,187 @@ def _measure(mode: str, tasks: int, sink: str) -> None:
     app.conf.update(
         task_default_queue=queue, task_ignore_result=True, worker_prefetch_multiplier=64
     )
-    marks: list[float] = []
-    cpu: list[float] = []
+    blocks = WARMUP_BLOCKS + 4 * groups
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    flushed: dict[int, float] = {}
     done = threading.Event()
+    state = {"on": True}
 
     @app.task(shared=False, name="bench.noop", ignore_result=True)
-    def noop(index: int) -> None:
-        if index == WARMUP or index == tasks - 1:
-            marks.append(time.perf_counter())
-            cpu.append(time.process_time())
-            if index == tasks - 1:
-                done.set()
+    def noop(number: int, index: int) -> None:
+        if index == 0:
+            first[number] = time.perf_counter()
+        elif index == block - 1:
+            last[number] = time.perf_counter()
 
-    skipped = _instrument(mode, app, sink)
-    if skipped:
-        print(json.dumps({"mode": mode, "skipped": skipped}))
+    switch: _Switch | None = None
+
+    @app.task(shared=False, name="bench.switch", ignore_result=True)
+    def control(number: int, on: bool) -> None:
+        """Before block `number`: end the previous block's work, then switch for this one."""
+        assert switch is not None
+        if state["on"]:
+            started = time.perf_counter()
+            switch.flush()
+            flushed[number - 1] = time.perf_counter() - started
+        if on and not state["on"]:
+            switch.on()
+        elif not on and state["on"]:
+            switch.off()
+        state["on"] = on
+        if number == blocks:
+            done.set()
+
+    setup = _setup(mode, app, sink)
+    if isinstance(setup, str):
+        print(json.dumps({"mode": mode, "skipped": setup}))
         return
+    switch = setup
     with app.producer_or_acquire() as producer:
-        for index in range(tasks):
-            noop.apply_async((index,), producer=producer)
+        for number in range(blocks + 1):
+            on = PATTERN[number % 4] if number < blocks else False
+            control.apply_async((number, on), producer=producer)
+            for index in range(block if number < blocks else 0):
+                noop.apply_async((number, index), producer=producer)
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60):
-            done.wait(120)
-        measured = tasks - 1 - WARMUP
-        rate = measured / (marks[1] - marks[0])
-        cpu_us = 1e6 * (cpu[1] - cpu[0]) / measured
-        print(json.dumps({"mode": mode, "tasks_per_s": rate, "cpu_us": cpu_us}))
+            if not done.wait(60 + blocks * block / 50):
+                raise RuntimeError("the worker did not finish the blocks in time")
+        times = [
+            last[number] - first[number] + flushed.get(number, 0.0)
+            for number in range(WARMUP_BLOCKS, blocks)
+        ]
+        print(json.dumps({"mode": mode, "block": block, "times": times}))
     finally:
         with redis.Redis.from_url(BROKER) as client:
             client.delete(queue)
 
 
+@dataclass
+class _Result:
+    mode: str
+    bare: float  # median tasks/s of the off blocks
+    instrumented: float  # median tasks/s of the on blocks
+    ratios: list[float]  # per group: tasks/s on / tasks/s off
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.ratios)
+
+    @property
+    def half_width(self) -> float:
+        """Half the 95 % interval of the mean ratio (normal approximation)."""
+        return 1.96 * statistics.stdev(self.ratios) / math.sqrt(len(self.ratios))
+
+
+def _result(mode: str, block: int, times: list[float]) -> _Result:
+    ratios: list[float] = []
+    off: list[float] = []
+    on: list[float] = []
+    for start in range(0, len(times) - 3, 4):
+        group = times[start : start + 4]
+        off_time = group[0] + group[3]
+        on_time = group[1] + group[2]
+        ratios.append(off_time / on_time)
+        off += [block / group[0], block / group[3]]
+        on += [block / group[1], block / group[2]]
+    return _Result(mode, statistics.median(off), statistics.median(on), ratios)
+
+
+def _publish(queue: str, tasks: int) -> None:
+    """Publish `tasks` no-op tasks on `queue` (for a counted run, from outside valgrind)."""
+    from celery import Celery
+
+    app = Celery("bench", broker=BROKER, set_as_current=False)
+    app.conf.update(task_default_queue=queue, task_ignore_result=True)
+
+    @app.task(shared=False, name="bench.noop", ignore_result=True)
+    def noop(number: int, index: int) -> None:
+        pass
+
+    with app.producer_or_acquire() as producer:
+        for index in range(tasks):
+            noop.apply_async((0, index), producer=producer)
+
+
+def _counted_run(mode: str, tasks: int, sink: str) -> None:
+    """Run `tasks` no-op tasks on a solo worker with `mode` on (or bare), then flush."""
+    import redis
+    from celery import Celery
+    from celery.contrib.testing.worker import start_worker
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    subprocess.run([sys.executable, __file__, "--publish", queue, str(tasks)], check=True)
+    app = Celery("bench", broker=BROKER, set_as_current=False)
+    app.conf.update(
+        task_default_queue=queue, task_ignore_result=True, worker_prefetch_multiplier=64
+    )
+    done = threading.Event()
+
+    @app.task(shared=False, name="bench.noop", ignore_result=True)
+    def noop(number: int, index: int) -> None:
+        if index == tasks - 1:
+            done.set()
+
+    switch = None
+    if mode != "bare":
+        import os
+
+        # Full batches, as at full speed (see the module's docstring).
+        os.environ["CHRONOS_FLUSH_INTERVAL"] = "3600"
+        setup = _setup(mode, app, sink)
+        assert not isinstance(setup, str), setup
+        switch = setup
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60):
+            if not done.wait(3600):
+                raise RuntimeError("the worker did not finish the tasks in time")
+        if switch is not None:
+            switch.flush()
+    finally:
+        with redis.Redis.from_url(BROKER) as client:
+            client.delete(queue)
+
+
+def _instructions(modes: list[str], tasks: int, sink: str) -> dict[str, float]:
+    """Instructions per task of each mode (see the module's docstring), run two at a time."""
+    import re
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    if shutil.which("valgrind") is None:
+        print("--instructions: valgrind is not installed, skipped")
+        return {}
+
+    def count(mode: str, n: int) -> int:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        command += [sys.executable, __file__, "--count", mode, "--count-tasks", str(n)]
+        out = subprocess.run([*command, "--sink", sink], capture_output=True, text=True)
+        found = re.findall(r"Collected : (\d+)", out.stderr)
+        if out.returncode != 0 or not found:
+            raise RuntimeError(f"counting {mode} failed: {out.stderr[-2_000:]}")
+        return int(found[-1])
+
+    runs = [(mode, n) for mode in modes for n in (tasks, 3 * tasks)]
+    with ThreadPoolExecutor(2) as pool:
+        totals = dict(zip(runs, pool.map(lambda run: count(*run), runs), strict=True))
+    return {
+        mode: (totals[(mode, 3 * tasks)] - totals[(mode, tasks)]) / (2 * tasks) for mode in modes
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--block", type=int, default=200, help="tasks per block")
+    parser.add_argument("--groups", type=int, default=30, help="groups of four blocks")
+    parser.add_argument("--only", choices=MODES, action="append", help="run these modes only")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions per task (valgrind)"
+    )
+    parser.add_argument("--count-tasks", type=int, default=400, help=argparse.SUPPRESS)
+    parser.add_argument("--count", choices=("bare", *MODES), help=argparse.SUPPRESS)
+    parser.add_argument("--publish", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
@@ -183,82 +389,85 @@ def main() -> None:
         _serve_sink()
         return
     if args.mode:
-        _measure(args.mode, args.tasks, args.sink)
+        _measure(args.mode, args.block, args.groups, args.sink)
+        return
+    if args.publish:
+        _publish(args.publish[0], int(args.publish[1]))
+        return
+    if args.count:
+        _counted_run(args.count, args.count_tasks, args.sink)
         return
     sink = subprocess.Popen(
         [sys.executable, __file__, "--serve-sink"], stdout=subprocess.PIPE, text=True
     )
+    results: list[_Result] = []
+    skipped: dict[str, str] = {}
     try:
         assert sink.stdout is not None
         url = sink.stdout.readline().strip()
-        best, skipped, paired = _rounds(args.tasks, args.rounds, url)
+        for mode in args.only or MODES:
+            command = [sys.executable, __file__, "--mode", mode, "--sink", url]
+            command += ["--block", str(args.block), "--groups", str(args.groups)]
+            out = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            data = json.loads(out.stdout.strip().splitlines()[-1])
+            if "skipped" in data:
+                skipped[mode] = data["skipped"]
+            else:
+                results.append(_result(mode, data["block"], data["times"]))
+        counted: dict[str, float] = {}
+        if args.instructions:
+            counted = _instructions(["bare", "chronos-hooks", "chronos"], args.count_tasks, url)
     finally:
         sink.terminate()
         sink.wait(10)
-    _report(args.tasks, args.rounds, best, skipped, paired)
+    _report(args.block, args.groups, results, skipped)
+    if counted:
+        bare = counted["bare"]
+        print(f"instructions per task (callgrind, {args.count_tasks} and three times as many):")
+        for mode, per_task in counted.items():
+            print(f"{mode:<14} {per_task / 1e6:7.3f} M   {100 * (per_task / bare - 1):+6.2f} %")
 
 
-Best = dict[str, tuple[float, float]]  # mode -> (highest tasks/s, lowest CPU us per task)
-# mode -> per round, (tasks/s, CPU us per task) relative to bare's in the same round
-Paired = dict[str, list[tuple[float, float]]]
-
-
-def _rounds(tasks: int, rounds: int, sink: str) -> tuple[Best, dict[str, str], Paired]:
-    best: Best = {}
-    skipped: dict[str, str] = {}
-    paired: Paired = {}
-    for _ in range(rounds):
-        this_round: dict[str, tuple[float, float]] = {}
-        for mode in MODES:
-            if mode in skipped:
-                continue
-            out = subprocess.run(
-                [sys.executable, __file__, "--mode", mode, "--tasks", str(tasks), "--sink", sink],
-                capture_output=True,
-                text=True,
-                timeout=150,
-                check=True,
-            )
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            if "skipped" in result:
-                skipped[mode] = result["skipped"]
-            else:
-                rate, cpu = best.get(mode, (0.0, float("inf")))
-                best[mode] = (max(rate, result["tasks_per_s"]), min(cpu, result["cpu_us"]))
-                this_round[mode] = (result["tasks_per_s"], result["cpu_us"])
-        bare_rate, bare_cpu = this_round["bare"]
-        for mode, (rate, cpu) in this_round.items():
-            paired.setdefault(mode, []).append((rate / bare_rate, cpu / bare_cpu))
-    return best, skipped, paired
-
-
-def _report(tasks: int, rounds: int, best: Best, skipped: dict[str, str], paired: Paired) -> None:
-    bare_rate, bare_cpu = best["bare"]
-    print(f"no-op tasks on a solo worker, {tasks} tasks, best of {rounds} rounds")
-    print("(CPU: the worker process, all its threads, per task)")
-    for mode in MODES:
-        if mode in skipped:
-            print(f"{mode:<14} skipped: {skipped[mode]}")
-        else:
-            rate, cpu = best[mode]
-            print(
-                f"{mode:<14} {rate:7.0f} tasks/s {100 * (rate / bare_rate - 1):+6.1f} % vs bare"
-                f"   CPU {cpu:6.0f} us/task {100 * (cpu / bare_cpu - 1):+6.1f} %"
-            )
-    # Load from other work drifts between rounds: each round's ratio to the bare run next to
-    # it, and their median, is less sensitive to that than the best of each column.
-    print("each round vs the bare run of the same round (tasks/s, CPU), and the median:")
-    for mode in MODES:
-        if mode == "bare" or mode not in paired:
-            continue
-        rates = [rate for rate, _ in paired[mode]]
-        cpus = [cpu for _, cpu in paired[mode]]
-        rounds_text = " ".join(
-            f"{100 * (r - 1):+.1f}/{100 * (c - 1):+.1f}" for r, c in paired[mode]
-        )
+def _report(block: int, groups: int, results: list[_Result], skipped: dict[str, str]) -> None:
+    print(
+        f"no-op tasks on a solo worker: {groups} groups of 4 blocks of {block} tasks per"
+        " configuration, each against bare blocks of the same worker"
+    )
+    print(f"{'':<14} {'bare':>12} {'with it':>12}   tasks/s vs bare: mean [95 % interval]  median")
+    for result in results:
+        low = result.mean - result.half_width
+        high = result.mean + result.half_width
+        interval = f"[{100 * (low - 1):+.2f}, {100 * (high - 1):+.2f}]"
         print(
-            f"{mode:<14} median {100 * (statistics.median(rates) - 1):+6.1f} % tasks/s"
-            f" {100 * (statistics.median(cpus) - 1):+6.1f} % CPU   rounds: {rounds_text}"
+            f"{result.mode:<14} {result.bare:8.0f} t/s {result.instrumented:8.0f} t/s"
+            f"   {100 * (result.mean - 1):+6.2f} % {interval}"
+            f"  {100 * (statistics.median(result.ratios) - 1):+6.2f} %"
+        )
+    for mode, reason in skipped.items():
+        print(f"{mode:<14} skipped: {reason}")
+    chronos = next((r for r in results if r.mode == "chronos"), None)
+    if chronos is None:
+        return
+    low = chronos.mean - chronos.half_width
+    verdict = (
+        "met"
+        if low >= 1 - TARGET
+        else "met by the mean only"
+        if chronos.mean >= 1 - TARGET
+        else "NOT met"
+    )
+    print(f"target, chronos at most {100 * TARGET:.0f} % below bare (whole interval): {verdict}")
+    peers = [r for r in results if r.mode in ("sentry", "otel")]
+    for peer in peers:
+        ahead = chronos.mean > peer.mean
+        print(
+            f"chronos vs {peer.mode}: {'less' if ahead else 'MORE'} overhead"
+            f" ({100 * (1 - chronos.mean):.2f} % against {100 * (1 - peer.mean):.2f} %)"
         )
 
 
