@@ -1,7 +1,16 @@
 """Chronos Synapse SDK: capture every run of every job and send it to a Chronos server.
 
 The public surface is what `__all__` lists; every `_module` is private.
+
+The runner, the query API with its read models, and `monitor` are imported on first use
+(PEP 562), so that a process that only captures and exports runs (an RQ or Celery worker)
+does not load them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from chronos_core._capture import CaptureOptions, RunCapture, capture
 from chronos_core._client import AsyncChronosClient, ChronosClient
@@ -33,21 +42,6 @@ from chronos_core._models import (
     RunMode,
     Source,
 )
-from chronos_core._monitor import monitor
-from chronos_core._query import AsyncChronosAPI, ChronosAPI
-from chronos_core._read_models import (
-    AnalyticsSummary,
-    ExecutionPage,
-    ExecutionSummary,
-    JobDetail,
-    JobRanking,
-    JobSummary,
-    RunStats,
-    TimeSeries,
-    TimeSeriesPoint,
-    VersionComparison,
-    VersionSummary,
-)
 from chronos_core._redact import Redactor
 from chronos_core._retry import RetryPolicy
 from chronos_core._sink import EventSink
@@ -56,7 +50,43 @@ from chronos_core._tracing import current_trace_id
 from chronos_core._truncate import truncate_text
 from chronos_core._version import __version__
 from chronos_core._versions import detect_app_version, signature_hash
-from chronos_core.runner import ChronosRunner
+
+if TYPE_CHECKING:
+    from chronos_core._monitor import monitor
+    from chronos_core._query import AsyncChronosAPI, ChronosAPI
+    from chronos_core._read_models import (
+        AnalyticsSummary,
+        ExecutionPage,
+        ExecutionSummary,
+        JobDetail,
+        JobRanking,
+        JobSummary,
+        RunStats,
+        TimeSeries,
+        TimeSeriesPoint,
+        VersionComparison,
+        VersionSummary,
+    )
+    from chronos_core.runner import ChronosRunner
+
+# name -> module, for the names imported on first use
+_LAZY: dict[str, str] = {
+    "monitor": "chronos_core._monitor",
+    "AsyncChronosAPI": "chronos_core._query",
+    "ChronosAPI": "chronos_core._query",
+    "AnalyticsSummary": "chronos_core._read_models",
+    "ExecutionPage": "chronos_core._read_models",
+    "ExecutionSummary": "chronos_core._read_models",
+    "JobDetail": "chronos_core._read_models",
+    "JobRanking": "chronos_core._read_models",
+    "JobSummary": "chronos_core._read_models",
+    "RunStats": "chronos_core._read_models",
+    "TimeSeries": "chronos_core._read_models",
+    "TimeSeriesPoint": "chronos_core._read_models",
+    "VersionComparison": "chronos_core._read_models",
+    "VersionSummary": "chronos_core._read_models",
+    "ChronosRunner": "chronos_core.runner",
+}
 
 __all__ = [
     "AnalyticsSummary",
@@ -115,3 +145,20 @@ __all__ = [
     "signature_hash",
     "truncate_text",
 ]
+
+
+# Hidden from type checkers: a module `__getattr__` would make every misspelt name `Any`;
+# they see the names imported under TYPE_CHECKING above instead.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from croniter import croniter
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -194,7 +193,13 @@ class JobDefinition(WireModel):
     @classmethod
     def _valid_cron(cls, value: str) -> str:
         value = " ".join(value.split())
-        if value and not croniter.is_valid(value):
+        if not value:
+            return value
+        # Imported here, so that a process that validates no cron schedule (an RQ worker
+        # without cron jobs, its horses) does not load croniter and dateutil.
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
             raise ValueError(f"not a valid cron expression: {value!r}")
         return value
 

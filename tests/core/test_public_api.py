@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import chronos_core
 
 PUBLIC = [
@@ -73,3 +78,53 @@ def test_every_public_name_exists_and_is_documented() -> None:
         value = getattr(chronos_core, name)
         if name != "__version__":
             assert (getattr(value, "__doc__", None) or "").strip(), f"{name} has no docstring"
+
+
+# Imported on first use (PEP 562), so that a worker that only captures and exports runs does
+# not load them.
+LAZY_MODULES = [
+    "chronos_core._monitor",
+    "chronos_core._query",
+    "chronos_core._read_models",
+    "chronos_core.runner",
+    "croniter",
+]
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(result.stdout.split())
+
+
+def test_importing_the_package_leaves_the_rarely_used_modules_unloaded() -> None:
+    loaded = _modules_after("import chronos_core")
+    assert "chronos_core._exporter" in loaded
+    assert not loaded & set(LAZY_MODULES)
+
+
+def test_lazy_names_load_on_first_use() -> None:
+    loaded = _modules_after("from chronos_core import ChronosRunner, ChronosAPI, monitor")
+    assert {"chronos_core.runner", "chronos_core._query", "chronos_core._monitor"} <= loaded
+
+
+def test_lazy_names_are_the_modules_objects() -> None:
+    from chronos_core import _monitor, _query, _read_models, runner
+
+    assert chronos_core.ChronosRunner is runner.ChronosRunner
+    assert chronos_core.ChronosAPI is _query.ChronosAPI
+    assert chronos_core.AsyncChronosAPI is _query.AsyncChronosAPI
+    assert chronos_core.JobDetail is _read_models.JobDetail
+    assert chronos_core.monitor is _monitor.monitor
+
+
+def test_dir_lists_every_public_name() -> None:
+    assert set(PUBLIC) <= set(dir(chronos_core))
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = chronos_core.no_such_name  # type: ignore[attr-defined]
+    assert not hasattr(chronos_core, "no_such_name")

@@ -1,0 +1,23 @@
+"""What importing the RQ integration loads: what a worker and its horses need, nothing else.
+
+A worker's heap is copied on write into every horse it forks, so each module it loads for
+nothing costs page faults per job.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.core.test_public_api import LAZY_MODULES
+
+
+def test_importing_the_integration_leaves_the_rarely_used_modules_unloaded() -> None:
+    probe = "import chronos_integrations.rq, sys\nprint('\\n'.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(result.stdout.split())
+    assert "chronos_integrations.rq._worker" in loaded
+    assert "chronos_core._exporter" in loaded
+    assert not loaded & set(LAZY_MODULES)
