@@ -27,7 +27,7 @@ from typing import Any, TypedDict, Unpack
 from chronos_core._config import DEFAULT_MAX_LOG_BYTES
 from chronos_core._console import BoundedText, ConsoleCapture
 from chronos_core._console import install as install_console
-from chronos_core._events import clean_metadata, clip, trusted_event, utc_from_ns
+from chronos_core._events import clean_metadata, clip, duration_ms, trusted_event, utc_from_ns
 from chronos_core._frames import code_snippet
 from chronos_core._models import (
     MAX_ID_LENGTH,
@@ -493,7 +493,7 @@ class RunCapture:
             "status": status,
             # Derived from the monotonic clock, so never before started_at.
             "finished_at": self._started_at + timedelta(microseconds=duration_ns // 1000),
-            "duration_ms": round(duration_ns / 1_000_000, 3),
+            "duration_ms": duration_ms(duration_ns),
             "exit_code": None if exit_code is None else int(exit_code),
         }
 

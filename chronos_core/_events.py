@@ -96,6 +96,12 @@ def wire_timestamp(micros: int) -> str:
     return cached[1] + _MILLISECONDS[micros // 1_000 % 1_000]
 
 
+def duration_ms(duration_ns: int) -> float:
+    """Nanoseconds as the wire's milliseconds, to the microsecond (half a microsecond rounds
+    up). Integer steps and one division: `round(ns / 1e6, 3)` costs three times as much."""
+    return (duration_ns + 500) // 1_000 / 1_000
+
+
 def clip(value: str | None, limit: int) -> str | None:
     """`value` cut to `limit` characters; None for None or empty."""
     return str(value)[:limit] if value else None

@@ -30,7 +30,13 @@ from chronos_core import (
     detect_app_version,
     truncate_text,
 )
-from chronos_core._events import clean_metadata, trusted_event, utc_from_ns, wire_timestamp
+from chronos_core._events import (
+    clean_metadata,
+    duration_ms,
+    trusted_event,
+    utc_from_ns,
+    wire_timestamp,
+)
 from chronos_core._models import (
     MAX_ID_LENGTH,
     MAX_SHORT_TEXT,
@@ -303,7 +309,7 @@ class LeanRun:
                 "status": ExecutionStatus.SUCCESS,
                 "started_at": started,
                 "finished_at": started + timedelta(microseconds=duration // 1_000),
-                "duration_ms": round(duration / 1_000_000, 3),
+                "duration_ms": duration_ms(duration),
                 "attempt": self.attempt,
                 "labels": [],
                 "metadata": clean_metadata(metadata) if metadata else {},
@@ -332,7 +338,7 @@ class LeanRun:
             "status": "success",
             "startedAt": wire_timestamp(started),
             "finishedAt": wire_timestamp(started + duration // 1_000),
-            "durationMs": round(duration / 1_000_000, 3),
+            "durationMs": duration_ms(duration),
             "attempt": self.attempt,
             **factory.shared_wire(job_id, self.queue, self.worker),
         }
@@ -372,7 +378,7 @@ class LeanRun:
             f'{{"execId":{_json_text(exec_id)},"status":"success",'
             f'"startedAt":"{wire_timestamp(started)}",'
             f'"finishedAt":"{wire_timestamp(started + duration // 1_000)}",'
-            f'"durationMs":{round(duration / 1_000_000, 3)!r},"attempt":{attempt},'
+            f'"durationMs":{duration_ms(duration)!r},"attempt":{attempt},'
         ).encode() + tail
 
     def _full_event(
@@ -402,7 +408,7 @@ class LeanRun:
             update={
                 "started_at": started,
                 "finished_at": started + timedelta(microseconds=duration // 1_000),
-                "duration_ms": round(duration / 1_000_000, 3),
+                "duration_ms": duration_ms(duration),
                 "trace_id": self.trace_id or event.trace_id,
             }
         )

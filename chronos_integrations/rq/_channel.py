@@ -42,7 +42,7 @@ from typing import Any
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
 from chronos_core._capture import _hostname
 from chronos_core._console import ConsoleCapture
-from chronos_core._events import utc_from_ns, wire_timestamp
+from chronos_core._events import duration_ms, utc_from_ns, wire_timestamp
 from chronos_core._models import (
     MAX_ID_LENGTH,
     MAX_LABELS,
@@ -324,7 +324,7 @@ class HorseReport:
             "status": "success",
             "startedAt": wire_timestamp(started),
             "finishedAt": wire_timestamp(started + duration_ns // 1_000),
-            "durationMs": round(duration_ns / 1_000_000, 3),
+            "durationMs": duration_ms(duration_ns),
             "attempt": max(1, int(plan.attempt)),
             "labels": [str(label)[:MAX_SHORT_TEXT] for label in plan.labels[:MAX_LABELS]],
             "metadata": {"rqJobId": plan.rq_job_id},
@@ -364,7 +364,7 @@ def event_of(plan: HorsePlan, report: Any) -> ExecutionEvent:
             "status": ExecutionStatus.SUCCESS,
             "started_at": started,
             "finished_at": started + timedelta(microseconds=duration_ns // 1_000),
-            "duration_ms": round(duration_ns / 1_000_000, 3),
+            "duration_ms": duration_ms(duration_ns),
             "exit_code": None,
             "stdout": None,
             "stderr": None,

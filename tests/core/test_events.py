@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from chronos_core import _events
-from chronos_core._events import wire_timestamp
+from chronos_core._events import duration_ms, wire_timestamp
 from chronos_core._models import (
     MAX_METADATA_BYTES,
     ExecutionEvent,
@@ -133,3 +133,25 @@ def test_wire_timestamps_are_the_models_timestamps(micros: int) -> None:
     value = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
     assert wire_timestamp(micros) == format_timestamp(value)
     assert wire_timestamp(micros) == wire_timestamp(micros)  # the cached second too
+
+
+@pytest.mark.parametrize(
+    ("duration_ns", "expected"),
+    [
+        (0, 0.0),
+        (499, 0.0),
+        (500, 0.001),
+        (1_234_567, 1.235),
+        (1_234_499, 1.234),
+        (86_400 * 10**9, 86_400_000.0),
+    ],
+)
+def test_durations_are_milliseconds_to_the_microsecond(duration_ns: int, expected: float) -> None:
+    assert duration_ms(duration_ns) == expected
+
+
+def test_a_duration_is_written_with_at_most_three_decimals() -> None:
+    for duration_ns in range(0, 10**9, 7_777_777):
+        text = repr(duration_ms(duration_ns))
+        assert len(text.split(".")[1]) <= 3, text
+        assert abs(float(text) - duration_ns / 1e6) <= 0.0005 + 1e-9
