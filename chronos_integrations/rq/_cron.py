@@ -127,6 +127,12 @@ class CronRegistration:
         sink = setup[0] if setup else None
         if not isinstance(sink, BatchExporter) or sink.settings.disabled:
             return None
+        # The thread validates cron strings, which imports croniter on first use: imported
+        # here, in the thread that forks the work horses, rather than half-way on the
+        # registration thread while a horse is forked (a horse importing it then would find
+        # a half-initialised module and a held import lock).
+        import croniter  # noqa: F401
+
         registration = cls(worker.connection, sink, REFRESH_INTERVAL)
         registration._thread.start()
         return registration
