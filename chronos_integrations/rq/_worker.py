@@ -31,6 +31,7 @@ horse is a fresh interpreter without the channel, so it flushes (bounded) before
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -173,11 +174,19 @@ class ChronosWorkerMixin:
         # horse lives costs a page copy, so the write end is closed and `job.perform`
         # removed in `_chronos_collect`, after the horse has exited. (The horse keeps its
         # copy of the reading end: closing it would cost it more than it is worth.)
+        # The parent's objects go to the permanent generation for the fork, so that the
+        # horse's garbage collections never walk them: a collection writes to every object it
+        # walks, and each page the horse writes is a page copy (Python's documented use of
+        # `gc.freeze()` before `fork()`). The parent takes them back at once; the horse never
+        # returns here (it ends with `os._exit`).
+        gc.freeze()
         try:
             super().fork_work_horse(job, queue)  # type: ignore[misc]
         except BaseException:
             self._chronos_discard(job)
             raise
+        finally:
+            gc.unfreeze()
 
     def _chronos_plan_for(
         self, job: Any, queue: Any, setup: tuple[EventSink, bool, int, str | None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -37,6 +38,19 @@ def kill_myself() -> None:
 
 def hourly() -> str:
     return "tick"
+
+
+def frozen_objects() -> int:
+    """How many objects the horse's garbage collector leaves alone (the parent's)."""
+    return gc.get_freeze_count()
+
+
+class FreezeReportingWorker(ChronosWorker):
+    """Says, after each fork, how many objects the parent still has frozen."""
+
+    def fork_work_horse(self, job: Any, queue: Any) -> None:
+        super().fork_work_horse(job, queue)
+        print(f"parent frozen after fork: {gc.get_freeze_count()}", file=sys.stderr)
 
 
 class TinyPipeWorker(ChronosWorker):

@@ -122,6 +122,20 @@ def test_a_killed_work_horse_is_reported_by_the_parent(
     assert len(live_server.wait_for_executions(f"{JOBS}.add", 1)) == 1
 
 
+def test_a_horse_leaves_the_parents_objects_to_the_parent(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    # Frozen for the fork (the horse's collections never walk them, so its pages stay
+    # shared), and back in the parent's own collections right after.
+    queue = Queue(queue_name, connection=redis)
+    enqueued = [queue.enqueue(f"{JOBS}.frozen_objects") for _ in range(3)]
+    done = run_worker(live_server, queue_name, worker_class=f"{JOBS}.FreezeReportingWorker")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(job.return_value() > 10_000 for job in enqueued)
+    assert done.stderr.count("parent frozen after fork: 0") == 3, done.stderr[-3000:]
+    live_server.wait_for_executions(f"{JOBS}.frozen_objects", 3)
+
+
 def test_chronos_job_id_from_job_meta(
     redis: Redis, queue_name: str, live_server: ThreadedServer
 ) -> None:
