@@ -75,6 +75,8 @@ logger = logging.getLogger("chronos_integrations.rq")
 DEFAULT_HORSE_FLUSH_TIMEOUT = 2.0
 # RQ does not count attempts of exception retries; the attempt number is kept in job.meta.
 ATTEMPT_META_KEY = "chronos_attempt"
+# How often (in forks) the worker collects its garbage in full: see `fork_work_horse`.
+FULL_COLLECTION_EVERY = 1_000
 SUCCESS = ExecutionStatus.SUCCESS
 
 
@@ -96,6 +98,8 @@ class ChronosWorkerMixin:
     chronos_labels: ClassVar[tuple[str, ...]] = ()
     chronos_register_cron: ClassVar[bool] = True
     chronos_horse_flush_timeout: ClassVar[float] = DEFAULT_HORSE_FLUSH_TIMEOUT
+    #: Collect the worker's garbage in full every this many forks (see `fork_work_horse`).
+    chronos_full_collection_every: ClassVar[int] = FULL_COLLECTION_EVERY
 
     _chronos_plan: HorsePlan | None = None
     _chronos_console: ConsoleCapture | None = None
@@ -103,6 +107,7 @@ class ChronosWorkerMixin:
     _chronos_disabled = False
     _chronos_killed: int | None = None
     _chronos_pipe_size: int = 0
+    _chronos_forks: int = 0
     _chronos_cron: Any = None
 
     # -- configuration -----------------------------------------------------------------
@@ -178,7 +183,14 @@ class ChronosWorkerMixin:
         # horse's garbage collections never walk them: a collection writes to every object it
         # walks, and each page the horse writes is a page copy (Python's documented use of
         # `gc.freeze()` before `fork()`). The parent takes them back at once; the horse never
-        # returns here (it ends with `os._exit`).
+        # returns here (it ends with `os._exit`). Taken back, they are all in the oldest
+        # generation, which Python collects only once enough objects have aged into it: the
+        # parent's own cyclic garbage (about one object per job) would pile up there, so the
+        # parent collects in full every `chronos_full_collection_every` forks, now, with no
+        # horse alive.
+        self._chronos_forks += 1
+        if self._chronos_forks % self.chronos_full_collection_every == 0:
+            gc.collect()
         gc.freeze()
         try:
             super().fork_work_horse(job, queue)  # type: ignore[misc]

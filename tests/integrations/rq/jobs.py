@@ -46,11 +46,15 @@ def frozen_objects() -> int:
 
 
 class FreezeReportingWorker(ChronosWorker):
-    """Says, after each fork, how many objects the parent still has frozen."""
+    """Says, after each fork, how many objects the parent still has frozen and how many full
+    collections it has made; collects in full every second fork."""
+
+    chronos_full_collection_every = 2
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         super().fork_work_horse(job, queue)
         print(f"parent frozen after fork: {gc.get_freeze_count()}", file=sys.stderr)
+        print(f"full collections: {gc.get_stats()[2]['collections']}", file=sys.stderr)
 
 
 class TinyPipeWorker(ChronosWorker):
