@@ -190,17 +190,24 @@ def _setup(mode: str, app: Any, sink: str) -> _Switch | str:
     raise ValueError(mode)
 
 
-def _measure(mode: str, block: int, groups: int, sink: str) -> None:
-    """One configuration, in this process: prints its blocks' times as JSON, or a skip."""
-    import redis
+def _app(queue: str) -> Any:
+    """The benchmark's Celery app, its tasks on `queue` (a solo worker prefetching 64)."""
     from celery import Celery
-    from celery.contrib.testing.worker import start_worker
 
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
     app = Celery("bench", broker=BROKER, set_as_current=False)
     app.conf.update(
         task_default_queue=queue, task_ignore_result=True, worker_prefetch_multiplier=64
     )
+    return app
+
+
+def _measure(mode: str, block: int, groups: int, sink: str) -> None:
+    """One configuration, in this process: prints its blocks' times as JSON, or a skip."""
+    import redis
+    from celery.contrib.testing.worker import start_worker
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    app = _app(queue)
     blocks = WARMUP_BLOCKS + 4 * groups
     first: dict[int, float] = {}
     last: dict[int, float] = {}
@@ -294,10 +301,8 @@ def _result(mode: str, block: int, times: list[float]) -> _Result:
 
 def _publish(queue: str, tasks: int) -> None:
     """Publish `tasks` no-op tasks on `queue` (for a counted run, from outside valgrind)."""
-    from celery import Celery
 
-    app = Celery("bench", broker=BROKER, set_as_current=False)
-    app.conf.update(task_default_queue=queue, task_ignore_result=True)
+    app = _app(queue)
 
     @app.task(shared=False, name="bench.noop", ignore_result=True)
     def noop(number: int, index: int) -> None:
@@ -311,15 +316,11 @@ def _publish(queue: str, tasks: int) -> None:
 def _counted_run(mode: str, tasks: int, sink: str) -> None:
     """Run `tasks` no-op tasks on a solo worker with `mode` on (or bare), then flush."""
     import redis
-    from celery import Celery
     from celery.contrib.testing.worker import start_worker
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     subprocess.run([sys.executable, __file__, "--publish", queue, str(tasks)], check=True)
-    app = Celery("bench", broker=BROKER, set_as_current=False)
-    app.conf.update(
-        task_default_queue=queue, task_ignore_result=True, worker_prefetch_multiplier=64
-    )
+    app = _app(queue)
     done = threading.Event()
 
     @app.task(shared=False, name="bench.noop", ignore_result=True)
@@ -389,6 +390,8 @@ def main() -> None:
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.groups < 2:
+        parser.error("--groups must be at least 2 (the interval needs two groups' ratios)")
     if args.serve_sink:
         _serve_sink()
         return

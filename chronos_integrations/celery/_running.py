@@ -20,8 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture
+from chronos_core._capture import _hostname
 from chronos_integrations.celery import _runs
-from chronos_integrations.celery._runs import LeanRun, hostname
+from chronos_integrations.celery._runs import LeanRun
 
 __all__ = ["DEFAULT_RUNNING_AFTER", "RunningReporter"]
 
@@ -42,7 +43,7 @@ def running_event(run: RunCapture | LeanRun) -> ExecutionEvent:
         job_version=run.job_version,
         app_version=run.app_version,
         source=run.source,
-        host=hostname(),
+        host=_hostname(),
         pid=os.getpid(),
         queue=run.queue,
         worker=run.worker,

@@ -8,10 +8,8 @@ time limit, a terminated or revoked task).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +28,7 @@ from chronos_core import (
     detect_app_version,
     truncate_text,
 )
+from chronos_core._capture import _hostname
 from chronos_core._events import (
     clean_metadata,
     duration_ms,
@@ -54,7 +53,6 @@ __all__ = [
     "RunFactory",
     "attempt_of",
     "exec_id_of",
-    "hostname",
 ]
 
 logger = logging.getLogger("chronos_integrations.celery")
@@ -316,7 +314,7 @@ class LeanRun:
                 "job_version": self._factory.job_version,
                 "app_version": self._factory.app_version,
                 "source": Source.CELERY,
-                "host": hostname(),
+                "host": _hostname(),
                 "pid": os.getpid(),
                 "queue": self.queue,
                 "worker": self.worker,
@@ -369,7 +367,7 @@ class LeanRun:
         tail = self._factory.wire_tail(self)
         task_id = self.task_id
         attempt = self.attempt
-        exec_id = task_id if attempt <= 1 else f"{task_id}:{attempt}"
+        exec_id = exec_id_of(task_id, attempt)
         if tail is None or not 0 < len(exec_id) <= MAX_ID_LENGTH:
             return _to_json(self.wire())  # which refuses the id beyond the schema's limits
         started = self._wall_ns // 1_000
@@ -458,7 +456,7 @@ class RunFactory:
             "labels": [],
             "metadata": {},
             "source": "celery",
-            "host": hostname(),
+            "host": _hostname(),
             "pid": _pid,
         }
         # One test each rather than a loop over pairs.
@@ -613,7 +611,7 @@ class RunFactory:
             job_version=self.job_version,
             app_version=self.app_version,
             source=Source.CELERY,
-            host=hostname(),
+            host=_hostname(),
             pid=pid or os.getpid(),
             queue=_queue(request),
             worker=self.worker_name or getattr(request, "hostname", None),
@@ -634,9 +632,3 @@ def _reset_pid() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_pid)
-
-
-@functools.cache
-def hostname() -> str:
-    """This machine's host name (cached)."""
-    return socket.gethostname()[:256]

@@ -263,13 +263,9 @@ class TaskHooks(SignalReceivers):
         **_: Any,
     ) -> None:
         try:
-            if not task_id or (type(task) not in self._our_task_types and not self._ours(task)):
+            if not task_id or not self._ours(task):
                 return
-            runs = self.runs
-            if runs.lean:
-                run: _Run = LeanRun(runs, task, task_id, task.request, args, kwargs)
-            else:
-                run = runs.start(task, task_id, task.request, args, kwargs)
+            run = self.runs.start(task, task_id, task.request, args, kwargs)
             other = self._active.setdefault(task_id, run)
             if other is not run:
                 self._add_another(task_id, run, other)
@@ -373,7 +369,7 @@ class TaskHooks(SignalReceivers):
         **_: Any,
     ) -> None:
         try:
-            if not task_id or (type(task) not in self._our_task_types and not self._ours(task)):
+            if not task_id or not self._ours(task):
                 return
             # The usual case, one run of this task id in flight: a dict pop.
             run = self._take(task_id, None, task) if self._more else self._active.pop(task_id, None)

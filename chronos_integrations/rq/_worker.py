@@ -175,10 +175,12 @@ class ChronosWorkerMixin:
                 plan = None
         self._chronos_plan = plan
         self._chronos_killed = None
-        # Nothing more here once the horse is forked: whatever the parent writes while its
-        # horse lives costs a page copy, so the write end is closed and `job.perform`
-        # removed in `_chronos_collect`, after the horse has exited. (The horse keeps its
-        # copy of the reading end: closing it would cost it more than it is worth.)
+        # Nothing more here once the horse is forked but taking back the frozen objects (below;
+        # it moves two list heads): whatever the parent writes while its horse lives costs a
+        # page copy, so the write end is closed and `job.perform` removed in
+        # `_chronos_collect`, after the horse has exited. (The horse keeps its copy of the
+        # reading end: closing it would cost it more than it is worth.)
+        #
         # The parent's objects go to the permanent generation for the fork, so that the
         # horse's garbage collections never walk them: a collection writes to every object it
         # walks, and each page the horse writes is a page copy (Python's documented use of
