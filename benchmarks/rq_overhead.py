@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from chronos_core import BatchExporter
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
+_TICKS = os.sysconf("SC_CLK_TCK")
 JOBS_PER_BLOCK = 80
 GROUPS = 32
 QUICK_GROUPS = 8
@@ -89,6 +90,7 @@ class Block:
     horse_cpu: float
     parent_faults: float
     parent_cpu: float
+    relay_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -103,27 +105,49 @@ class TimedWorkerMixin:
     parent_usage: list[resource.struct_rusage]
     horse_usage: list[Any]
     flush_seconds: float = 0.0
-    # What must be sent before the window closes (the Chronos worker's exporter).
+    # What must be sent before the window closes (the Chronos worker's exporter, in process).
     bench_exporter: ClassVar[BatchExporter | None] = None
+    # Events the sink acknowledged, as the relay counted them (one relay per block).
+    relayed_sent: int = 0
 
     def start_block(self, jobs: int) -> None:
         self.block_jobs = jobs
         self.marks = []
         self.parent_usage = []
         self.horse_usage = []
+        self.relay_ticks: list[int] = []
         self.flush_seconds = 0.0
 
     def execute_job(self, job: Any, queue: Any) -> Any:
         result = super().execute_job(job, queue)  # type: ignore[misc]
         done = len(self.marks) + 1
-        if done == self.block_jobs and self.bench_exporter is not None:
+        if done == self.block_jobs:
             started = time.perf_counter()
-            self.bench_exporter.flush(30)
+            self.flush()
             self.flush_seconds = time.perf_counter() - started
         self.marks.append(time.perf_counter_ns())
         if done in (1, self.block_jobs):
             self.parent_usage.append(resource.getrusage(resource.RUSAGE_SELF))
+            self.relay_ticks.append(self._relay_ticks())
         return result
+
+    def _relay_ticks(self) -> int:
+        """CPU time of the Chronos worker's relay process so far, in clock ticks."""
+        link = getattr(self, "_chronos_link", None)
+        if link is None:
+            return 0
+        with open(f"/proc/{link.process.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+
+    def flush(self) -> None:
+        """Everything Chronos holds sent and acknowledged (nothing for the bare worker)."""
+        if self.bench_exporter is not None:
+            self.bench_exporter.flush(30)
+        link = getattr(self, "_chronos_link", None)
+        if link is not None:
+            assert link.flush(30), "the relay did not deliver everything"
+            self.relayed_sent += link.stats["sent"]
 
     def wait_for_horse(self) -> Any:
         pid, status, usage = super().wait_for_horse()  # type: ignore[misc]
@@ -145,11 +169,15 @@ class TimedWorkerMixin:
             horse_cpu=sum(u.ru_utime + u.ru_stime for u in self.horse_usage) / jobs,
             parent_faults=(last.ru_minflt - first.ru_minflt) / jobs,
             parent_cpu=(last.ru_utime + last.ru_stime - first.ru_utime - first.ru_stime) / jobs,
+            relay_cpu=(self.relay_ticks[-1] - self.relay_ticks[0]) / _TICKS / jobs,
         )
 
 
-def timed_worker(kind: str, endpoint: str, console: bool, preload: bool) -> TimedWorkerMixin:
-    """The worker for `kind`; a bare worker's process imports Chronos only with `preload`."""
+def timed_worker(
+    kind: str, endpoint: str, console: bool, preload: bool, in_process: bool
+) -> TimedWorkerMixin:
+    """The worker for `kind`; a bare worker's process imports Chronos only with `preload`.
+    The Chronos worker exports from its relay process, or with `in_process` from its own."""
     connection = Redis.from_url(REDIS_URL)
     if kind == BARE:
         if preload:
@@ -160,18 +188,33 @@ def timed_worker(kind: str, endpoint: str, console: bool, preload: bool) -> Time
 
         return BareWorker(["bench"], connection=connection)
 
-    from chronos_core import BatchExporter
     from chronos_integrations.rq import ChronosWorker
+
+    if not in_process:
+        # The relay process reads the same environment as the worker's shared exporter.
+        os.environ.update(
+            CHRONOS_API_KEY="benchmark",
+            CHRONOS_API_URL=endpoint,
+            CHRONOS_CAPTURE_CONSOLE=str(console).lower(),
+        )
+
+        class ChronosBenchWorker(TimedWorkerMixin, ChronosWorker):
+            """`ChronosWorker`, timed, flushing its relay at the end of each block."""
+
+        return ChronosBenchWorker(["bench"], connection=connection)
+
+    from chronos_core import BatchExporter
 
     exporter = BatchExporter(api_key="benchmark", endpoint=endpoint, capture_console=console)
 
-    class ChronosBenchWorker(TimedWorkerMixin, ChronosWorker):
-        """`ChronosWorker`, timed, flushing its exporter at the end of each block."""
+    class InProcessBenchWorker(TimedWorkerMixin, ChronosWorker):
+        """`ChronosWorker` exporting from its own process, timed, flushing its exporter at
+        the end of each block."""
 
         chronos_exporter = exporter
         bench_exporter = exporter
 
-    return ChronosBenchWorker(["bench"], connection=connection)
+    return InProcessBenchWorker(["bench"], connection=connection)
 
 
 def run_block(worker: TimedWorkerMixin, kind: str, jobs: int) -> Block:
@@ -207,24 +250,24 @@ server.serve_forever()
 """
 
 
-def serve(kind: str, endpoint: str, console: bool, preload: bool) -> None:
+def serve(kind: str, endpoint: str, console: bool, preload: bool, in_process: bool) -> None:
     """A worker's process: one block per line read (its size), its figures written back."""
     logging.getLogger("rq").setLevel(logging.WARNING)
     logging.getLogger("chronos_core").setLevel(logging.ERROR)
-    worker = timed_worker(kind, endpoint, console, preload)
+    worker = timed_worker(kind, endpoint, console, preload, in_process)
     for line in sys.stdin:
         block = run_block(worker, kind, int(line))
         print(json.dumps(dataclasses.asdict(block)), flush=True)
     end: dict[str, Any] = {
         "chronos_loaded": "chronos_core" in sys.modules,
+        "exporter_loaded": "chronos_core._exporter" in sys.modules,
         "rss_mb": _rss_kib() / 1024,
+        "sent": worker.relayed_sent,
     }
     exporter = worker.bench_exporter
     if exporter is not None:
         exporter.shutdown(10)
-        settings = exporter.settings
         end["sent"] = exporter.stats().sent
-        end["batching"] = f"every {settings.flush_interval:g} s or {settings.max_batch_size} events"
     print(json.dumps(end), flush=True)
 
 
@@ -239,12 +282,17 @@ def main() -> None:
         action="store_true",
         help="the bare worker's process imports Chronos too: the per-job hooks alone",
     )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="the Chronos worker exports from its own process, not from its relay process",
+    )
     parser.add_argument("--serve", choices=(BARE, CHRONOS), help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     args = parser.parse_args()
     console = not args.no_console
     if args.serve:
-        serve(args.serve, args.endpoint, console, args.preload)
+        serve(args.serve, args.endpoint, console, args.preload, args.in_process)
         return
     groups = QUICK_GROUPS if args.quick else args.groups
     if groups < 2 or args.jobs < 2:
@@ -255,6 +303,7 @@ def main() -> None:
     command = [sys.executable, __file__, "--endpoint", endpoint]
     command += ["--no-console"] if args.no_console else []
     command += ["--preload"] if args.preload else []
+    command += ["--in-process"] if args.in_process else []
     workers = {
         kind: subprocess.Popen(
             [*command, "--serve", kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -262,7 +311,14 @@ def main() -> None:
         for kind in (BARE, CHRONOS)
     }
     try:
-        run(workers, groups, args.jobs, console=console, preload=args.preload)
+        run(
+            workers,
+            groups,
+            args.jobs,
+            console=console,
+            preload=args.preload,
+            in_process=args.in_process,
+        )
     finally:
         for process in (*workers.values(), sink):
             process.terminate()
@@ -277,6 +333,7 @@ def run(
     *,
     console: bool,
     preload: bool,
+    in_process: bool,
 ) -> None:
     def block(kind: str) -> Block:
         stdin, stdout = _pipes(workers[kind])
@@ -308,9 +365,12 @@ def run(
         f"{' (Chronos imported: --preload)' if preload else ''},"
         f" Chronos {ends[CHRONOS]['rss_mb']:.0f} MB"
     )
+    assert ends[CHRONOS]["exporter_loaded"] == in_process, "the exporter in the wrong process"
+    where = "the worker process" if in_process else "its relay process"
     print(
-        f"Chronos: BatchExporter defaults (a batch {ends[CHRONOS]['batching']}), console capture "
-        f"{'on' if console else 'off'}, flushed at the end of each Chronos block (timed)"
+        f"Chronos: exporting from {where}, BatchExporter defaults (a batch every 2 s or 500"
+        f" events), console capture {'on' if console else 'off'}, flushed at the end of each"
+        " Chronos block (timed)"
     )
 
 
@@ -382,6 +442,7 @@ def report(
     per_job("horse CPU", "horse_cpu", 1e6, "µs")
     per_job("worker page faults", "parent_faults", 1, "")
     per_job("worker CPU", "parent_cpu", 1e6, "µs")
+    per_job("relay CPU", "relay_cpu", 1e6, "µs")
 
     floor = 1 - TARGET
     if low >= floor:

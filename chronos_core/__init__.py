@@ -2,9 +2,10 @@
 
 The public surface is what `__all__` lists; every `_module` is private.
 
-The runner, the query API with its read models, and `monitor` are imported on first use
-(PEP 562), so that a process that only captures and exports runs (an RQ or Celery worker)
-does not load them.
+Every name is imported on first use (PEP 562): `import chronos_core` loads nothing but this
+module, and a process that only uses some of the SDK loads only that. An RQ worker that hands
+its runs to an exporter in another process never loads pydantic or httpx; a Celery worker
+never loads the runner or the query API.
 """
 
 from __future__ import annotations
@@ -12,46 +13,39 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from chronos_core._capture import CaptureOptions, RunCapture, capture
-from chronos_core._client import AsyncChronosClient, ChronosClient
-from chronos_core._config import ChronosSettings
-from chronos_core._default import configure, get_exporter
-from chronos_core._exceptions import (
-    AuthenticationError,
-    ChronosError,
-    ConfigurationError,
-    ConnectError,
-    HTTPStatusError,
-    RejectedError,
-    RequestTimeout,
-    RetryableStatusError,
-    TransportError,
-)
-from chronos_core._exporter import BatchExporter, ExporterStats
-from chronos_core._models import (
-    ExecutionBatch,
-    ExecutionEvent,
-    ExecutionIngested,
-    ExecutionStatus,
-    IngestResult,
-    ItemError,
-    JobDefinition,
-    JobRegistration,
-    JobTrigger,
-    RegisterResult,
-    RunMode,
-    Source,
-)
-from chronos_core._redact import Redactor
-from chronos_core._retry import RetryPolicy
-from chronos_core._sink import EventSink
-from chronos_core._spool import Spool
-from chronos_core._tracing import current_trace_id
-from chronos_core._truncate import truncate_text
 from chronos_core._version import __version__
-from chronos_core._versions import detect_app_version, signature_hash
 
 if TYPE_CHECKING:
+    from chronos_core._capture import CaptureOptions, RunCapture, capture
+    from chronos_core._client import AsyncChronosClient, ChronosClient
+    from chronos_core._config import ChronosSettings
+    from chronos_core._default import configure, get_exporter
+    from chronos_core._exceptions import (
+        AuthenticationError,
+        ChronosError,
+        ConfigurationError,
+        ConnectError,
+        HTTPStatusError,
+        RejectedError,
+        RequestTimeout,
+        RetryableStatusError,
+        TransportError,
+    )
+    from chronos_core._exporter import BatchExporter, ExporterStats
+    from chronos_core._models import (
+        ExecutionBatch,
+        ExecutionEvent,
+        ExecutionIngested,
+        ExecutionStatus,
+        IngestResult,
+        ItemError,
+        JobDefinition,
+        JobRegistration,
+        JobTrigger,
+        RegisterResult,
+        RunMode,
+        Source,
+    )
     from chronos_core._monitor import monitor
     from chronos_core._query import AsyncChronosAPI, ChronosAPI
     from chronos_core._read_models import (
@@ -67,10 +61,56 @@ if TYPE_CHECKING:
         VersionComparison,
         VersionSummary,
     )
+    from chronos_core._redact import Redactor
+    from chronos_core._retry import RetryPolicy
+    from chronos_core._sink import EventSink
+    from chronos_core._spool import Spool
+    from chronos_core._tracing import current_trace_id
+    from chronos_core._truncate import truncate_text
+    from chronos_core._versions import detect_app_version, signature_hash
     from chronos_core.runner import ChronosRunner
 
 # name -> module, for the names imported on first use
 _LAZY: dict[str, str] = {
+    "AsyncChronosClient": "chronos_core._client",
+    "AuthenticationError": "chronos_core._exceptions",
+    "BatchExporter": "chronos_core._exporter",
+    "CaptureOptions": "chronos_core._capture",
+    "ChronosClient": "chronos_core._client",
+    "ChronosError": "chronos_core._exceptions",
+    "ChronosSettings": "chronos_core._config",
+    "ConfigurationError": "chronos_core._exceptions",
+    "ConnectError": "chronos_core._exceptions",
+    "EventSink": "chronos_core._sink",
+    "ExecutionBatch": "chronos_core._models",
+    "ExecutionEvent": "chronos_core._models",
+    "ExecutionIngested": "chronos_core._models",
+    "ExecutionStatus": "chronos_core._limits",
+    "ExporterStats": "chronos_core._exporter",
+    "HTTPStatusError": "chronos_core._exceptions",
+    "IngestResult": "chronos_core._models",
+    "ItemError": "chronos_core._models",
+    "JobDefinition": "chronos_core._models",
+    "JobRegistration": "chronos_core._models",
+    "JobTrigger": "chronos_core._models",
+    "Redactor": "chronos_core._redact",
+    "RegisterResult": "chronos_core._models",
+    "RejectedError": "chronos_core._exceptions",
+    "RequestTimeout": "chronos_core._exceptions",
+    "RetryPolicy": "chronos_core._retry",
+    "RetryableStatusError": "chronos_core._exceptions",
+    "RunCapture": "chronos_core._capture",
+    "RunMode": "chronos_core._limits",
+    "Source": "chronos_core._limits",
+    "Spool": "chronos_core._spool",
+    "TransportError": "chronos_core._exceptions",
+    "capture": "chronos_core._capture",
+    "configure": "chronos_core._default",
+    "current_trace_id": "chronos_core._tracing",
+    "detect_app_version": "chronos_core._versions",
+    "get_exporter": "chronos_core._default",
+    "signature_hash": "chronos_core._versions",
+    "truncate_text": "chronos_core._truncate",
     "monitor": "chronos_core._monitor",
     "AsyncChronosAPI": "chronos_core._query",
     "ChronosAPI": "chronos_core._query",

@@ -19,17 +19,16 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from chronos_core._config import DEFAULT_MAX_LOG_BYTES
 from chronos_core._console import BoundedText, ConsoleCapture
 from chronos_core._console import install as install_console
-from chronos_core._events import clean_metadata, clip, duration_ms, trusted_event, utc_from_ns
+from chronos_core._events import clean_metadata, clip, duration_ms, utc_from_ns
 from chronos_core._frames import code_snippet
-from chronos_core._models import (
+from chronos_core._limits import (
     MAX_ID_LENGTH,
     MAX_LABELS,
     MAX_LOG_LENGTH,
@@ -38,15 +37,17 @@ from chronos_core._models import (
     MAX_SNIPPET_LENGTH,
     MAX_STACK_LENGTH,
     MAX_VERSION_LENGTH,
-    ExecutionEvent,
     ExecutionStatus,
     Source,
 )
 from chronos_core._redact import Redactor
 from chronos_core._sink import EventSink
 from chronos_core._tracing import current_trace_id
-from chronos_core._truncate import truncate_parts, truncate_text
+from chronos_core._truncate import DEFAULT_MAX_LOG_BYTES, truncate_parts, truncate_text
 from chronos_core._versions import detect_app_version
+
+if TYPE_CHECKING:
+    from chronos_core._models import ExecutionEvent
 
 __all__ = ["CaptureOptions", "RunCapture", "capture"]
 
@@ -82,6 +83,20 @@ class CaptureOptions(TypedDict, total=False):
 # Read once, at import: a forking worker's children then inherit it instead of each
 # asking the kernel again.
 _HOSTNAME = socket.gethostname()[:MAX_SHORT_TEXT]
+
+
+def _trusted_event() -> Callable[[dict[str, Any]], ExecutionEvent]:
+    """`_trusted.trusted_event`, imported on the first event built: the models bring pydantic,
+    which a process that only concludes runs (an RQ work horse) does not load."""
+    global _trusted
+    if _trusted is None:
+        from chronos_core._trusted import trusted_event
+
+        _trusted = trusted_event
+    return _trusted
+
+
+_trusted: Callable[[dict[str, Any]], ExecutionEvent] | None = None
 
 
 def _hostname() -> str:
@@ -444,7 +459,7 @@ class RunCapture:
         # Attributes are public and may have been changed since construction, so the
         # limits are applied here, where the event is made.
         labels = self.labels
-        return trusted_event(
+        return _trusted_event()(
             {
                 "exec_id": self.exec_id,
                 "job_id": self.job_id,

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chronos_core._exceptions import ConfigurationError
+from chronos_core._truncate import DEFAULT_MAX_LOG_BYTES
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -38,7 +39,6 @@ DEFAULT_FLUSH_INTERVAL = 2.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_EXPORT_TIMEOUT = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-DEFAULT_MAX_LOG_BYTES = 10_000
 DEFAULT_GZIP_MIN_BYTES = 1_024
 
 

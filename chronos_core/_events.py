@@ -1,8 +1,9 @@
-"""Making `ExecutionEvent`s from values the SDK produced itself.
+"""Values of an event's fields, made from what the SDK measured itself.
 
-Capture builds one event per run, so building it is on every job's path. The values are
-brought within the schema's limits here and by the caller, and the event is then constructed
-without validation (see `trusted_event`).
+Capture builds one event per run, so this is on every job's path. The values are brought
+within the schema's limits here and by the caller; the event is then constructed without
+validation (`_trusted.trusted_event`). This module is plain Python: a process that never
+builds a model (an RQ worker and its work horses) imports it without pydantic.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chronos_core._models import MAX_METADATA_BYTES, ExecutionEvent, ExecutionStatus, Source
+from chronos_core._limits import MAX_METADATA_BYTES
 
-__all__ = ["clean_metadata", "clip", "trusted_event", "utc_from_ns", "wire_timestamp"]
+__all__ = ["clean_metadata", "clip", "duration_ms", "utc_from_ns", "wire_timestamp"]
 
 logger = logging.getLogger("chronos_core.capture")
 
@@ -107,62 +107,15 @@ def clip(value: str | None, limit: int) -> str | None:
     return str(value)[:limit] if value else None
 
 
-_set_attribute = object.__setattr__
-# Fields the SDK always sets; every other field of ExecutionEvent must default to None.
-_ALWAYS_SET = frozenset(
-    {"exec_id", "job_id", "status", "started_at", "attempt", "labels", "metadata"}
-)
-_UNSET_FIELDS = {name: None for name in ExecutionEvent.model_fields if name not in _ALWAYS_SET}
+# `trusted_event` lives in `_trusted` (it needs the models) and is still found here, on
+# first use; type checkers see an ordinary import.
+if TYPE_CHECKING:
+    from chronos_core._trusted import trusted_event as trusted_event
+else:
 
+    def __getattr__(name: str) -> Any:
+        if name == "trusted_event":
+            from chronos_core._trusted import trusted_event
 
-def _construct(values: dict[str, Any]) -> ExecutionEvent:
-    """An event from values already within the schema's limits, without validating them.
-
-    Does what `model_construct` does, minus its per-field loop: validation costs ~8 us and
-    `model_construct` ~20 us per event, this ~3 us. `trusted_event` checks once, at import,
-    that the result is the same as a validated event's; if pydantic ever changes how models
-    are laid out, events are validated instead.
-    """
-    fields = _UNSET_FIELDS.copy()
-    fields.update(values)
-    event = ExecutionEvent.__new__(ExecutionEvent)
-    _set_attribute(event, "__dict__", fields)
-    _set_attribute(event, "__pydantic_fields_set__", set(values))
-    _set_attribute(event, "__pydantic_extra__", None)
-    _set_attribute(event, "__pydantic_private__", None)
-    return event
-
-
-def _construct_is_sound() -> bool:
-    defaults_are_none = all(
-        field.default is None and field.default_factory is None
-        for name, field in ExecutionEvent.model_fields.items()
-        if name not in _ALWAYS_SET
-    )
-    sample: dict[str, Any] = {
-        "exec_id": "job:1",
-        "job_id": "job",
-        "status": ExecutionStatus.FAILED,
-        "started_at": datetime(2025, 9, 1, 12, tzinfo=UTC),
-        "finished_at": datetime(2025, 9, 1, 12, 0, 1, tzinfo=UTC),
-        "duration_ms": 1000.0,
-        "attempt": 1,
-        "labels": ["a"],
-        "metadata": {"k": 1},
-        "error_type": "ValueError",
-        "source": Source.RUNNER,
-    }
-    try:
-        built, validated = _construct(sample), ExecutionEvent.model_validate(sample)
-        return defaults_are_none and built == validated and built.to_wire() == validated.to_wire()
-    except Exception:
-        return False
-
-
-def _validated(values: dict[str, Any]) -> ExecutionEvent:
-    return ExecutionEvent.model_validate(values)
-
-
-trusted_event: Callable[[dict[str, Any]], ExecutionEvent] = (
-    _construct if _construct_is_sound() else _validated
-)
+            return trusted_event
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

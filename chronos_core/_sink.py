@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from chronos_core._models import ExecutionEvent
+if TYPE_CHECKING:
+    from chronos_core._models import ExecutionEvent
 
 __all__ = ["DeferredEvent", "EventSink"]
 

@@ -7,7 +7,10 @@ UTF-8 bytes (what goes over the wire); a code point is never split.
 
 from __future__ import annotations
 
-__all__ = ["truncate_parts", "truncate_text"]
+__all__ = ["DEFAULT_MAX_LOG_BYTES", "truncate_parts", "truncate_text"]
+
+# How much of stdout and of stderr (each) and of a stack the SDK keeps by default, in bytes.
+DEFAULT_MAX_LOG_BYTES = 10_000
 
 _MARKER = "\n…[truncated {} bytes]…\n"
 

@@ -17,9 +17,10 @@ import sys
 from collections.abc import Callable, Mapping
 from functools import cache
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chronos_core._config import ChronosSettings
+if TYPE_CHECKING:
+    from chronos_core._config import ChronosSettings
 
 __all__ = ["detect_app_version", "distribution_version", "signature_hash"]
 
@@ -72,6 +73,10 @@ def distribution_version(module_name: str) -> str | None:
 
 @cache
 def _configured_app_version() -> str | None:
+    # Imported here: the settings bring pydantic, which a process that never builds a model
+    # (an RQ worker) does not load.
+    from chronos_core._config import ChronosSettings
+
     try:
         return ChronosSettings().app_version
     except Exception:  # a malformed unrelated setting must not stop version detection

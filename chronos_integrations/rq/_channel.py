@@ -37,13 +37,12 @@ import marshal
 import os
 import struct
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
-from chronos_core._capture import _hostname
+from chronos_core._capture import RunCapture, _hostname
 from chronos_core._console import ConsoleCapture
 from chronos_core._events import duration_ms, utc_from_ns, wire_timestamp
-from chronos_core._models import (
+from chronos_core._limits import (
     MAX_ID_LENGTH,
     MAX_LABELS,
     MAX_LOG_LENGTH,
@@ -52,14 +51,20 @@ from chronos_core._models import (
     MAX_SNIPPET_LENGTH,
     MAX_STACK_LENGTH,
     MAX_VERSION_LENGTH,
+    ExecutionStatus,
+    Source,
 )
 from chronos_core._tracing import current_trace_id
+
+if TYPE_CHECKING:
+    from chronos_core import ExecutionEvent
 
 __all__ = [
     "HorseChannel",
     "HorsePlan",
     "HorseReport",
     "decode_frames",
+    "encode_frame",
     "event_of",
     "from_wire",
     "report_size",
@@ -77,7 +82,7 @@ PIPE_SIZE = 1 << 20
 _REPORT_OVERHEAD = 4_096
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
-# Each item is one frame: its length (4 bytes, big-endian), then its pickle.
+# Each item is one frame: its length (4 bytes, big-endian), then its `marshal`.
 _FRAME_HEADER = struct.Struct(">I")
 
 
@@ -122,7 +127,7 @@ class HorseChannel:
         deliver itself. Never blocks: the parent reads only after the horse has exited."""
         if not items:
             return []
-        frames = [_frame(item) for item in items]
+        frames = [encode_frame(item) for item in items]
         payload = b"".join(frames) if len(frames) > 1 else frames[0]
         if len(payload) > self.capacity:
             fitting: list[Any] = []
@@ -147,7 +152,7 @@ class HorseChannel:
         """`send([item])` for the horse's one report, with fewer calls; False if it did not
         fit or could not be written, for the caller to deliver itself."""
         try:
-            frame = _frame(item)
+            frame = encode_frame(item)
         except ValueError:  # not plain values after all: the caller sends it another way
             logger.debug("chronos: a report the pipe cannot carry", exc_info=True)
             return False
@@ -266,6 +271,50 @@ class HorsePlan:
         self.outcome: tuple[int, int, int, str | None] | None = None
         self.fields: dict[str, Any] | None = None
 
+    def facts(self) -> tuple[Any, ...]:
+        """What the parent knew of the run, as plain values (for the relay: `from_facts`)."""
+        return (
+            self.job_id,
+            self.exec_id,
+            self.attempt,
+            self.rq_job_id,
+            self.queue,
+            self.worker,
+            tuple(self.labels),
+            self.max_log_bytes,
+            self.app_version,
+        )
+
+    @classmethod
+    def from_facts(cls, facts: tuple[Any, ...] | list[Any]) -> HorsePlan:
+        """The plan of `facts()`, in the relay process: no channel, console or context (the
+        worker read the run's trace in its own context and sends it along)."""
+        plan = cls.__new__(cls)
+        (
+            plan.job_id,
+            plan.exec_id,
+            plan.attempt,
+            plan.rq_job_id,
+            plan.queue,
+            plan.worker,
+            labels,
+            plan.max_log_bytes,
+            plan.app_version,
+        ) = facts
+        plan.labels = tuple(labels)
+        plan.channel = None  # type: ignore[assignment]
+        plan.console = None
+        plan.context = None  # type: ignore[assignment]
+        plan.outcome = None
+        plan.fields = None
+        return plan
+
+    def trace_of(self, reported: str | None) -> str | None:
+        """The run's trace: the horse's, else the one of the context the parent forked in."""
+        if reported is not None or self.context is None:
+            return reported
+        return self.context.run(current_trace_id)
+
     def run(self) -> RunCapture:
         """A `RunCapture` of this run, not started (may raise `ValueError` on bad ids)."""
         return RunCapture(
@@ -297,15 +346,16 @@ class HorseReport:
     next batch, so the parent's own loop only reads the pipe (see the module's docstring).
     """
 
-    __slots__ = ("payload", "plan")
+    __slots__ = ("payload", "plan", "trace_id")
 
-    def __init__(self, plan: HorsePlan, payload: bytes) -> None:
+    def __init__(self, plan: HorsePlan, payload: bytes, trace_id: str | None = None) -> None:
         self.plan = plan
         self.payload = payload
+        self.trace_id = trace_id  # read by the worker, when the plan comes from a relay
 
     def event(self) -> ExecutionEvent:
         """The run's event, made from what the horse reported."""
-        return event_of(self.plan, self._report())
+        return event_of(self.plan, self._report(), self.trace_id)
 
     def wire(self) -> dict[str, Any]:
         """`event().to_wire()`; for a plain success made directly, without a `RunCapture` or
@@ -313,11 +363,10 @@ class HorseReport:
         report = self._report()
         plan = self.plan
         if not isinstance(report, tuple | list) or not _valid_ids(plan):
-            return event_of(plan, report).to_wire()
+            return event_of(plan, report, self.trace_id).to_wire()
         wall_ns, duration_ns, pid, trace_id = report
         started = wall_ns // 1_000
-        if trace_id is None:
-            trace_id = plan.context.run(current_trace_id)
+        trace_id = plan.trace_of(trace_id or self.trace_id)
         wire: dict[str, Any] = {
             "execId": plan.exec_id,
             "jobId": plan.job_id,
@@ -354,8 +403,9 @@ def _valid_ids(plan: HorsePlan) -> bool:
     return all(0 < len(value) <= MAX_ID_LENGTH for value in (plan.job_id, plan.exec_id))
 
 
-def event_of(plan: HorsePlan, report: Any) -> ExecutionEvent:
-    """The event of `plan`'s run from the horse's report (`HorsePlan.report()`)."""
+def event_of(plan: HorsePlan, report: Any, trace_id: str | None = None) -> ExecutionEvent:
+    """The event of `plan`'s run from the horse's report (`HorsePlan.report()`); `trace_id`:
+    the one the worker read, when the horse reported none."""
     run = plan.run()
     if isinstance(report, tuple | list):
         wall_ns, duration_ns, pid, trace_id = report
@@ -373,8 +423,7 @@ def event_of(plan: HorsePlan, report: Any) -> ExecutionEvent:
         }
     else:
         fields = from_wire(report)
-    if fields.get("trace_id") is None:
-        fields["trace_id"] = plan.context.run(current_trace_id)
+    fields["trace_id"] = plan.trace_of(fields.get("trace_id") or trace_id)
     return run.event_from(fields)
 
 
@@ -410,24 +459,43 @@ def from_wire(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _frame(item: Any) -> bytes:
+def encode_frame(item: Any) -> bytes:
+    """One item of plain values as a frame (length, then `marshal`); `ValueError` if it holds
+    anything else."""
     body = marshal.dumps(item, 2)  # version 2: no back-references, nothing to count
     return _FRAME_HEADER.pack(len(body)) + body
 
 
-def decode_frames(data: bytes) -> list[Any]:
-    """The items of a pipe's content; a truncated or malformed frame is dropped (logged)."""
+@overload
+def decode_frames(data: bytes) -> list[Any]: ...
+
+
+@overload
+def decode_frames(data: bytes, *, partial: Literal[True]) -> tuple[list[Any], bytes]: ...
+
+
+def decode_frames(data: bytes, *, partial: bool = False) -> list[Any] | tuple[list[Any], bytes]:
+    """The items of a pipe's content; a truncated or malformed frame is dropped (logged).
+
+    `partial`: `data` is what a stream has delivered so far; returns the items of its whole
+    frames and the bytes of the frame still arriving.
+    """
     items: list[Any] = []
     offset, end, header = 0, len(data), _FRAME_HEADER.size
     while offset + header <= end:
         (size,) = _FRAME_HEADER.unpack_from(data, offset)
-        offset += header
-        if offset + size > end:
+        if offset + header + size > end:
+            if partial:
+                break
             logger.warning("chronos: dropped a truncated report from the work horse")
+            offset = end
             break
+        offset += header
         try:
             items.append(marshal.loads(data[offset : offset + size]))
         except Exception:
             logger.warning("chronos: dropped a malformed report from the work horse")
         offset += size
+    if partial:
+        return items, data[offset:]
     return items

@@ -16,11 +16,22 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chronos_core import BatchExporter, ChronosClient, JobDefinition, RunMode, Source
+from chronos_integrations.rq._relay import RelayLink
 
-__all__ = ["CronRegistration", "cron_job_definitions", "local_zone_name", "register_cron_jobs"]
+if TYPE_CHECKING:
+    from chronos_core import BatchExporter, ChronosClient, JobDefinition
+
+__all__ = [
+    "CronEntry",
+    "CronRegistration",
+    "cron_entries",
+    "cron_job_definitions",
+    "definitions_of",
+    "local_zone_name",
+    "register_cron_jobs",
+]
 
 logger = logging.getLogger("chronos_integrations.rq")
 
@@ -44,29 +55,62 @@ def local_zone_name() -> str | None:
     return None
 
 
-def cron_job_definitions(cron_jobs: list[Any]) -> list[JobDefinition]:
-    """`rq.cron.CronJob`s as job definitions; ids match the executions' (`func_name`, or
-    `meta["chronos_job_id"]`), so a job's schedule and its runs meet on the server."""
+# (job id, name, cron string, interval in seconds, time zone, queue name): what a job
+# definition is made of, in plain values (a worker hands them to its relay process).
+CronEntry = tuple[str, str, str, "int | None", "str | None", str]
+
+
+def cron_entries(cron_jobs: list[Any]) -> list[CronEntry]:
+    """`rq.cron.CronJob`s as plain `CronEntry` tuples; ids match the executions'
+    (`func_name`, or `meta["chronos_job_id"]`), so a job's schedule and its runs meet."""
     zone = local_zone_name()
-    definitions: dict[str, JobDefinition] = {}
+    entries: list[CronEntry] = []
     for cron_job in cron_jobs:
         try:
             meta = cron_job.job_options.get("meta") or {}
             custom = meta.get("chronos_job_id") if isinstance(meta, dict) else None
             job_id = custom if isinstance(custom, str) and custom else cron_job.func_name
-            definitions[job_id] = JobDefinition(
-                id=job_id,
-                name=cron_job.name or cron_job.func_name,
-                schedule=cron_job.cron or "",
-                run_mode=RunMode.RECURRING,
-                interval_seconds=cron_job.interval or None,
-                timezone=zone if cron_job.cron else None,
-                description=f"rq cron job on queue {cron_job.queue_name}",
-                source=Source.RQ,
+            entries.append(
+                (
+                    str(job_id),
+                    str(cron_job.name or cron_job.func_name),
+                    str(cron_job.cron or ""),
+                    int(cron_job.interval) if cron_job.interval else None,
+                    zone if cron_job.cron else None,
+                    str(cron_job.queue_name),
+                )
             )
         except Exception:
             logger.warning("chronos: cannot register RQ cron job %r", cron_job, exc_info=True)
+    return entries
+
+
+def definitions_of(entries: list[CronEntry]) -> list[JobDefinition]:
+    """Job definitions of `CronEntry` tuples (the last of each id wins); an entry the schema
+    refuses is logged and left out."""
+    from chronos_core import JobDefinition, RunMode, Source
+
+    definitions: dict[str, JobDefinition] = {}
+    for job_id, name, cron, interval, zone, queue_name in entries:
+        try:
+            definitions[job_id] = JobDefinition(
+                id=job_id,
+                name=name,
+                schedule=cron,
+                run_mode=RunMode.RECURRING,
+                interval_seconds=interval,
+                timezone=zone,
+                description=f"rq cron job on queue {queue_name}",
+                source=Source.RQ,
+            )
+        except Exception:
+            logger.warning("chronos: cannot register RQ cron job %r", job_id, exc_info=True)
     return list(definitions.values())
+
+
+def cron_job_definitions(cron_jobs: list[Any]) -> list[JobDefinition]:
+    """`rq.cron.CronJob`s as job definitions (`definitions_of(cron_entries(...))`)."""
+    return definitions_of(cron_entries(cron_jobs))
 
 
 def _running_cron_jobs(connection: Any) -> list[Any]:
@@ -92,7 +136,7 @@ def register_cron_jobs(
     if not definitions:
         return []
     if client is None:
-        from chronos_core import get_exporter
+        from chronos_core import ChronosClient, get_exporter
 
         settings = (exporter or get_exporter()).settings
         with ChronosClient(settings=settings) as owned:
@@ -102,14 +146,38 @@ def register_cron_jobs(
     return definitions
 
 
+class CronTarget(Protocol):
+    """Where a registration hands the cron jobs it read: the worker's exporter, or its relay."""
+
+    def register_cron(self, entries: list[CronEntry]) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+
+class ExporterTarget:
+    """Cron jobs handed to an exporter in this process, as job definitions."""
+
+    def __init__(self, exporter: BatchExporter) -> None:
+        self.exporter = exporter
+
+    def register_cron(self, entries: list[CronEntry]) -> None:
+        definitions = definitions_of(entries)
+        if definitions:
+            self.exporter.register_jobs(definitions)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return self.exporter.flush(timeout)
+
+
 class CronRegistration:
     """The worker's background thread that keeps cron schedules registered.
 
-    It reads RQ's cron jobs from Redis every `interval` seconds and hands their definitions
-    to the exporter, which sends only new or changed ones, from its own thread.
+    It reads RQ's cron jobs from Redis every `interval` seconds and hands them to its target
+    (the exporter, or the relay process that holds it), which sends only new or changed ones,
+    from its own thread.
     """
 
-    def __init__(self, connection: Any, exporter: BatchExporter, interval: float) -> None:
+    def __init__(self, connection: Any, exporter: CronTarget, interval: float) -> None:
         self.connection = connection
         self.exporter = exporter
         self.interval = interval
@@ -125,24 +193,31 @@ class CronRegistration:
             return None
         setup = worker._chronos()
         sink = setup[0] if setup else None
-        if not isinstance(sink, BatchExporter) or sink.settings.disabled:
-            return None
-        # The thread validates cron strings, which imports croniter on first use: imported
-        # here, in the thread that forks the work horses, rather than half-way on the
-        # registration thread while a horse is forked (a horse importing it then would find
-        # a half-initialised module and a held import lock).
-        import croniter  # noqa: F401
+        target: CronTarget
+        if isinstance(sink, RelayLink):  # its process validates the cron strings
+            target = sink
+        else:
+            from chronos_core import BatchExporter
 
-        registration = cls(worker.connection, sink, REFRESH_INTERVAL)
+            if not isinstance(sink, BatchExporter) or sink.settings.disabled:
+                return None
+            # The thread validates cron strings, which imports croniter on first use:
+            # imported here, in the thread that forks the work horses, rather than half-way
+            # on the registration thread while a horse is forked (a horse importing it then
+            # would find a half-initialised module and a held import lock).
+            import croniter  # noqa: F401
+
+            target = ExporterTarget(sink)
+        registration = cls(worker.connection, target, REFRESH_INTERVAL)
         registration._thread.start()
         return registration
 
     def refresh(self) -> int:
         """Queue the current cron jobs for registration; how many there are."""
-        definitions = cron_job_definitions(_running_cron_jobs(self.connection))
-        if definitions:
-            self.exporter.register_jobs(definitions)
-        return len(definitions)
+        entries = cron_entries(_running_cron_jobs(self.connection))
+        if entries:
+            self.exporter.register_cron(entries)
+        return len(entries)
 
     def _run(self) -> None:
         while not self._stop.is_set():

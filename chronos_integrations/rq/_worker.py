@@ -34,38 +34,43 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 from collections.abc import Callable
 
 # Names the horse calls are imported here rather than looked up where they are used: a
 # forked horse would otherwise look them up (and write to the objects involved) on every job.
 from contextvars import copy_context
 from datetime import UTC, datetime
+from importlib import import_module
 from os import getpid
 from time import perf_counter_ns, time_ns
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rq import Retry
 from rq.timeouts import JobTimeoutException
+from rq.worker import SimpleWorker
 
-from chronos_core import (
-    BatchExporter,
-    EventSink,
-    ExecutionStatus,
-    Redactor,
-    RunCapture,
-    Source,
-    detect_app_version,
-    get_exporter,
-)
+# Only the SDK's plain-Python parts: with its relay, the worker never loads pydantic or httpx.
+from chronos_core._capture import RunCapture
 from chronos_core._console import ConsoleCapture
+from chronos_core._limits import ExecutionStatus, Source
+from chronos_core._redact import Redactor
 from chronos_core._tracing import current_trace_id
 from chronos_integrations.rq._channel import (
     HorseChannel,
     HorsePlan,
     HorseReport,
+    encode_frame,
     event_of,
     report_size,
+    to_wire,
 )
+from chronos_integrations.rq._relay import RelayLink
+
+if TYPE_CHECKING:
+    from chronos_core import EventSink
+
+    Setup = tuple[EventSink | RelayLink, bool, int, str | None]
 
 __all__ = ["ChronosWorkerMixin"]
 
@@ -88,12 +93,15 @@ class ChronosWorkerMixin:
     """Mix into any RQ worker class, before it: `class MyWorker(ChronosWorkerMixin, Worker)`.
 
     Class attributes to override: `chronos_exporter` (default: the shared exporter from
-    the `CHRONOS_*` environment), `chronos_capture_console` (default: the exporter's
-    `capture_console` setting), `chronos_labels`, `chronos_register_cron` (register the
-    schedules of RQ cron jobs found in Redis), and the method `chronos_job_id(job)`.
+    the `CHRONOS_*` environment), `chronos_relay` (a forking worker without an exporter of
+    its own exports from a relay process: see `_relay`; False: from the worker process),
+    `chronos_capture_console` (default: the exporter's `capture_console` setting),
+    `chronos_labels`, `chronos_register_cron` (register the schedules of RQ cron jobs found
+    in Redis), and the method `chronos_job_id(job)`.
     """
 
     chronos_exporter: ClassVar[EventSink | None] = None
+    chronos_relay: ClassVar[bool] = True
     chronos_capture_console: ClassVar[bool | None] = None
     chronos_labels: ClassVar[tuple[str, ...]] = ()
     chronos_register_cron: ClassVar[bool] = True
@@ -103,7 +111,9 @@ class ChronosWorkerMixin:
 
     _chronos_plan: HorsePlan | None = None
     _chronos_console: ConsoleCapture | None = None
-    _chronos_setup: tuple[EventSink, bool, int, str | None] | None = None
+    _chronos_setup: Setup | None = None
+    _chronos_link: RelayLink | None = None
+    _chronos_deferred: Any = None
     _chronos_disabled = False
     _chronos_killed: int | None = None
     _chronos_pipe_size: int = 0
@@ -120,18 +130,30 @@ class ChronosWorkerMixin:
             return custom
         return str(job.func_name or job.id)
 
-    def _chronos(self) -> tuple[EventSink, bool, int, str | None] | None:
-        """(sink, capture_console, max_log_bytes, app_version), resolved once per worker."""
+    def _chronos(self) -> Setup | None:
+        """(sink or relay, capture_console, max_log_bytes, app_version), resolved once per
+        worker."""
         if self._chronos_setup is not None or self._chronos_disabled:
             return self._chronos_setup
         try:
-            sink = self.chronos_exporter or get_exporter()
-            settings = sink.settings if isinstance(sink, BatchExporter) else None
             console = self.chronos_capture_console
-            if console is None:
-                console = bool(settings.capture_console) if settings is not None else False
-            limit = settings.max_log_bytes if settings is not None else 10_000
-            self._chronos_setup = (sink, console, limit, detect_app_version())
+            if self._chronos_uses_relay():
+                link = self._chronos_link = RelayLink.start()
+                if console is None:
+                    console = link.capture_console
+                limit = link.max_log_bytes
+                self._chronos_setup = (link, console, limit, link.app_version)
+            else:
+                from chronos_core import BatchExporter, detect_app_version, get_exporter
+
+                sink = self.chronos_exporter or get_exporter()
+                settings = sink.settings if isinstance(sink, BatchExporter) else None
+                if isinstance(sink, BatchExporter):
+                    self._chronos_deferred = sink.record_deferred
+                if console is None:
+                    console = bool(settings.capture_console) if settings is not None else False
+                limit = settings.max_log_bytes if settings is not None else 10_000
+                self._chronos_setup = (sink, console, limit, detect_app_version())
             self._chronos_pipe_size = report_size(limit)
             # Whatever the horse would build on first use is built here, once, and inherited
             # by every horse instead of being rebuilt in each (see `fork_work_horse`).
@@ -140,6 +162,19 @@ class ChronosWorkerMixin:
             self._chronos_disabled = True
             logger.warning("chronos: RQ jobs will not be reported: %s", error)
         return self._chronos_setup
+
+    def _chronos_uses_relay(self) -> bool:
+        """Whether this worker exports from a relay process: a forking worker, with no
+        exporter of its own, in a process whose code has not configured the shared one."""
+        if not self.chronos_relay or self.chronos_exporter is not None:
+            return False
+        if isinstance(self, SimpleWorker) or type(self).__name__ == "SpawnWorker":
+            return False
+        spawn = getattr(import_module("rq.worker"), "SpawnWorker", None)
+        if spawn is not None and isinstance(self, spawn):
+            return False
+        default = sys.modules.get("chronos_core._default")
+        return getattr(default, "_default", None) is None
 
     # -- parent process ----------------------------------------------------------------
 
@@ -159,6 +194,11 @@ class ChronosWorkerMixin:
             console, self._chronos_console = self._chronos_console, None
             if console is not None:
                 console.end()
+            link = self._chronos_link
+            if link is not None:
+                # The relay sends what it holds and exits; the next `work()` starts another.
+                self._chronos_link = self._chronos_setup = None
+                link.close()
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         self._chronos_discard(job)  # a previous horse's, if it was never collected
@@ -202,9 +242,7 @@ class ChronosWorkerMixin:
         finally:
             gc.unfreeze()
 
-    def _chronos_plan_for(
-        self, job: Any, queue: Any, setup: tuple[EventSink, bool, int, str | None]
-    ) -> HorsePlan:
+    def _chronos_plan_for(self, job: Any, queue: Any, setup: Setup) -> HorsePlan:
         """The next horse's run, as far as the parent knows it (see `HorsePlan`)."""
         _, capture_console, limit, app_version = setup
         console = None
@@ -260,18 +298,21 @@ class ChronosWorkerMixin:
             vars(job).pop("perform", None)
             payload = channel.receive_bytes()
             if payload:
+                link = self._chronos_link
+                if link is not None:
+                    link.send_run(plan.facts(), plan.trace_of(None), payload)
+                    return
                 report = HorseReport(plan, payload)
-                sink = setup[0]
-                if isinstance(sink, BatchExporter):
-                    sink.record_deferred(report)
+                if self._chronos_deferred is not None:
+                    self._chronos_deferred(report)
                 else:
-                    sink.record(report.event())
+                    setup[0].record(report.event())  # type: ignore[union-attr]
             elif killed is not None:
-                self._chronos_report_killed(job, queue, killed)
+                self._chronos_report_killed(job, plan, killed)
         except Exception:
             logger.warning("chronos: could not collect the work horse's report", exc_info=True)
 
-    def _chronos_report_killed(self, job: Any, queue: Any, wait_status: int) -> None:
+    def _chronos_report_killed(self, job: Any, plan: HorsePlan, wait_status: int) -> None:
         """The horse died before reporting: say so from here, with what the parent knows."""
         started = getattr(job, "started_at", None)
         elapsed = (datetime.now(UTC) - started).total_seconds() if started else 0.0
@@ -280,30 +321,36 @@ class ChronosWorkerMixin:
         detail = f"waitpid status {wait_status}"
         if wait_status > 0 and os.WIFSIGNALED(wait_status):
             detail = f"killed by signal {os.WTERMSIG(wait_status)}"
-        run = self._chronos_run(job, queue)
-        if run is None:
-            return
+        run = plan.run()
         run.metadata["timing"] = "reported by the parent worker; the start is RQ's"
         run.start()
-        run.finish(
+        fields = run.conclude(
             ExecutionStatus.TIMEOUT if timed_out else ExecutionStatus.FAILED,
             error_type="WorkHorseTerminated",
             error_message=f"the work horse ended without reporting ({detail})",
         )
+        if fields is None:
+            return
+        link, setup = self._chronos_link, self._chronos_setup
+        if link is not None:
+            link.send_run(plan.facts(), fields.get("trace_id"), encode_frame(to_wire(fields)))
+        elif setup is not None:
+            setup[0].record(run.event_from(fields))  # type: ignore[union-attr]
 
     # -- the process that runs the job -------------------------------------------------
 
-    def _chronos_run(
-        self, job: Any, queue: Any, sink: EventSink | None = None
-    ) -> RunCapture | None:
+    def _chronos_run(self, job: Any, queue: Any) -> RunCapture | None:
+        """A run of `job` recorded in this process (`SimpleWorker`, a `SpawnWorker` horse)."""
         setup = self._chronos()
         if setup is None:
             return None
-        default_sink, console, limit, app_version = setup
+        sink, console, limit, app_version = setup
+        if isinstance(sink, RelayLink):
+            return None  # a forking worker's parent, which runs no job itself
         try:
             return RunCapture(
                 self.chronos_job_id(job)[:256],
-                sink=sink or default_sink,
+                sink=sink,
                 source=Source.RQ,
                 exec_id=f"rq:{job.id}:{_execution_id(self, job)}"[:256],
                 attempt=_attempt_of(job),
@@ -366,11 +413,16 @@ class ChronosWorkerMixin:
             # Plain values cross (see `_channel`); the writing end is left to the horse's exit.
             if plan.channel.send_one(report):
                 return
-            # Too large for the pipe: made and sent from here, as a horse without a channel.
+            # Too large for the pipe: made and sent from here, as a horse without a channel
+            # (with a relay, through an exporter of the horse's own).
             setup = self._chronos_setup
             if setup is None:
                 return
             sink = setup[0]
+            if isinstance(sink, RelayLink):
+                from chronos_core import get_exporter
+
+                sink = get_exporter()
             sink.record(event_of(plan, report))
             self._chronos_flush(sink)
         except Exception:
@@ -383,6 +435,8 @@ class ChronosWorkerMixin:
 
     def _chronos_flush(self, sink: EventSink) -> None:
         # The horse ends with os._exit() right after this: no atexit hook will run.
+        from chronos_core import BatchExporter
+
         if isinstance(sink, BatchExporter) and not sink.flush(self.chronos_horse_flush_timeout):
             logger.warning("chronos: the work horse exits with events unsent")
 

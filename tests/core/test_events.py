@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from chronos_core import _events
+from chronos_core import _events, _trusted
 from chronos_core._events import duration_ms, wire_timestamp
 from chronos_core._models import (
     MAX_METADATA_BYTES,
@@ -53,8 +53,8 @@ def test_fast_construction_is_in_use_and_matches_validation() -> None:
     values = _all_fields()
     assert set(values) == set(ExecutionEvent.model_fields)  # a new field must be added here
 
-    assert _events.trusted_event is _events._construct
-    built = _events.trusted_event(values)
+    assert _trusted.trusted_event is _trusted._construct
+    built = _trusted.trusted_event(values)
     validated = ExecutionEvent.model_validate(values)
     assert built == validated
     assert built.to_wire() == validated.to_wire()
@@ -62,8 +62,8 @@ def test_fast_construction_is_in_use_and_matches_validation() -> None:
 
 
 def test_fields_left_out_get_their_defaults() -> None:
-    values = {k: v for k, v in _all_fields().items() if k in _events._ALWAYS_SET}
-    built = _events.trusted_event(values)
+    values = {k: v for k, v in _all_fields().items() if k in _trusted._ALWAYS_SET}
+    built = _trusted.trusted_event(values)
     assert built == ExecutionEvent.model_validate(values)
     assert built.trace_id is None
     assert built.stdout is None

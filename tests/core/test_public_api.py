@@ -80,8 +80,8 @@ def test_every_public_name_exists_and_is_documented() -> None:
             assert (getattr(value, "__doc__", None) or "").strip(), f"{name} has no docstring"
 
 
-# Imported on first use (PEP 562), so that a worker that only captures and exports runs does
-# not load them.
+# Imported on first use (PEP 562): `import chronos_core` loads none of them; a worker that
+# only captures and exports runs does not load the runner or the query API.
 LAZY_MODULES = [
     "chronos_core._monitor",
     "chronos_core._query",
@@ -99,8 +99,36 @@ def _modules_after(code: str) -> set[str]:
     return set(result.stdout.split())
 
 
-def test_importing_the_package_leaves_the_rarely_used_modules_unloaded() -> None:
+# What only exporting and building models needs.
+HEAVY_MODULES = ["chronos_core._exporter", "chronos_core._models", "httpx", "pydantic"]
+
+
+def test_importing_the_package_loads_nothing_else() -> None:
     loaded = _modules_after("import chronos_core")
+    assert not loaded & set(LAZY_MODULES + HEAVY_MODULES)
+    assert "chronos_core._version" in loaded
+
+
+def test_capturing_a_run_loads_neither_pydantic_nor_httpx() -> None:
+    # What a forked RQ work horse does with a run that failed and printed: the fields, made
+    # in plain Python, no model.
+    loaded = _modules_after(
+        "from chronos_core import ExecutionStatus\n"
+        "from chronos_core._capture import RunCapture\n"
+        "run = RunCapture('job', app_version='1', capture_console=True).start()\n"
+        "print('out')\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError as exc:\n"
+        "    fields = run.conclude(error=exc)\n"
+        "assert fields['status'] is ExecutionStatus.FAILED and fields['error_stack'], fields\n"
+        "assert fields['stdout'] == 'out\\n', fields"
+    )
+    assert not loaded & set(HEAVY_MODULES + LAZY_MODULES + ["pydantic_settings"])
+
+
+def test_exporting_loads_the_exporter_and_not_the_rarely_used_modules() -> None:
+    loaded = _modules_after("from chronos_core import BatchExporter")
     assert "chronos_core._exporter" in loaded
     assert not loaded & set(LAZY_MODULES)
 

@@ -45,6 +45,15 @@ def frozen_objects() -> int:
     return gc.get_freeze_count()
 
 
+# What a forking worker leaves to its relay process (see `_relay`).
+RELAYED = ("chronos_core._exporter", "chronos_core._models", "httpx", "pydantic")
+
+
+def relayed_modules_loaded() -> list[str]:
+    """Which of `RELAYED` the horse (a copy of its worker) has loaded."""
+    return [name for name in RELAYED if name in sys.modules]
+
+
 class FreezeReportingWorker(ChronosWorker):
     """Says, after each fork, how many objects the parent still has frozen and how many full
     collections it has made; collects in full every second fork."""

@@ -13,7 +13,7 @@ from chronos_integrations.rq._channel import (
     HorseChannel,
     HorsePlan,
     HorseReport,
-    _frame,
+    encode_frame,
     from_wire,
     to_wire,
 )
@@ -117,7 +117,7 @@ def test_a_report_at_every_limit_fits_the_pipe_opened_for_it() -> None:
         fields = run.conclude(error=error, stdout="ü" * 30_000, stderr="€" * 30_000)
     assert fields is not None
     fields = to_wire(fields)
-    assert len(_frame(fields)) <= report_size(limit)
+    assert len(encode_frame(fields)) <= report_size(limit)
     channel = HorseChannel(report_size(limit))
     assert channel.capacity >= report_size(limit), "the default limit needs no larger pipe"
     assert channel.send_one(fields)
@@ -159,17 +159,17 @@ def test_the_wire_form_of_a_plain_success_is_its_events(changes: dict[str, Any])
         setattr(plan, name, value)
     for wall in (1_764_000_000_123_456_789, 1_764_000_000_999_999_999, 1_000_000):
         plan.outcome = (wall, 1_234_567, 77, None)
-        report = HorseReport(plan, _frame(plan.report()))
+        report = HorseReport(plan, encode_frame(plan.report()))
         assert report.wire() == report.event().to_wire()
     plan.outcome = (1_764_000_000_000_000_000, 5, 77, "ab" * 16)
-    report = HorseReport(plan, _frame(plan.report()))
+    report = HorseReport(plan, encode_frame(plan.report()))
     assert report.wire()["traceId"] == "ab" * 16
     assert report.wire() == report.event().to_wire()
 
 
 def test_the_wire_form_of_other_outcomes_is_their_events() -> None:
     plan, fields, finished = _failed_run()
-    report = HorseReport(plan, _frame(to_wire(dict(fields))))
+    report = HorseReport(plan, encode_frame(to_wire(dict(fields))))
     assert report.wire() == finished.to_wire()
 
 
@@ -177,6 +177,6 @@ def test_a_run_with_an_invalid_id_fails_to_encode_as_it_fails_to_build() -> None
     plan = _plan()
     plan.job_id = ""
     plan.outcome = (1_764_000_000_000_000_000, 5, 77, None)
-    report = HorseReport(plan, _frame(plan.report()))
+    report = HorseReport(plan, encode_frame(plan.report()))
     with pytest.raises(ValueError, match="job_id"):
         report.wire()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from redis import Redis
 from rq import Queue, Retry
 from rq.job import JobStatus
 
 from chronos_core import ExecutionStatus, Source
-from tests.integrations.rq.conftest import run_worker
+from tests.integrations.rq.conftest import REDIS_URL, ROOT, run_worker
 from tests.support.live_server import ThreadedServer
 
 JOBS = "tests.integrations.rq.jobs"
@@ -177,3 +182,78 @@ def test_an_outcome_too_large_for_the_pipe_is_sent_by_the_horse(
     assert sorted(e.stdout or "" for e in found) == [f"processing {n}\n" for n in range(3)]
     assert all(e.status is ExecutionStatus.SUCCESS for e in found)
     assert len({e.pid for e in found}) == 3, "each reported from its own horse"
+
+
+def test_the_worker_leaves_exporting_to_its_relay_process(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    # Neither the worker nor its horses load the exporter, the models or their libraries
+    # (each fork would copy their pages), yet every run arrives, cron registration included.
+    queue = Queue(queue_name, connection=redis)
+    enqueued = [queue.enqueue(f"{JOBS}.relayed_modules_loaded") for _ in range(3)]
+    done = run_worker(live_server, queue_name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [job.return_value() for job in enqueued] == [[], [], []]
+    found = live_server.wait_for_executions(f"{JOBS}.relayed_modules_loaded", 3)
+    assert {e.metadata["rqJobId"] for e in found} == {job.id for job in enqueued}
+    assert all(e.status is ExecutionStatus.SUCCESS and e.pid for e in found)
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        if parent == pid and b"chronos_integrations.rq._relay" in cmdline:
+            children.append(int(entry.name))
+    return children
+
+
+def _ended(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_the_relay_delivers_and_ends_when_its_worker_is_killed(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    # A worker killed with SIGKILL cannot stop its relay: the relay sees the end of its
+    # input, sends what it holds, and exits.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CHRONOS_API_KEY": live_server.api_key,
+        "CHRONOS_API_URL": live_server.url,
+        "CHRONOS_FLUSH_INTERVAL": "30",  # nothing goes out before the relay's input ends
+    }
+    queue = Queue(queue_name, connection=redis)
+    queue.enqueue(f"{JOBS}.add", 1, 2)
+    command = [sys.executable, "-m", "rq.cli", "worker", "--url", REDIS_URL, "-w"]
+    command += ["chronos_integrations.rq.ChronosWorker", queue_name]
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while redis.llen(f"rq:queue:{queue_name}") or not redis.keys("rq:results:*"):
+            assert time.monotonic() < deadline, "the job did not run"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the worker hands the run to its relay after the horse exits
+        [relay] = _children(worker.pid)
+        assert live_server.executions(f"{JOBS}.add") == []
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate(timeout=10)
+    [run] = live_server.wait_for_executions(f"{JOBS}.add", 1, timeout=15)
+    assert run.status is ExecutionStatus.SUCCESS
+    deadline = time.monotonic() + 15
+    while not _ended(relay):
+        assert time.monotonic() < deadline, "the relay did not exit"
+        time.sleep(0.1)

@@ -1,0 +1,375 @@
+"""The exporter of a forking RQ worker, in a process of its own: the relay.
+
+A forking worker's throughput is paid in page faults: every fork write-protects the worker's
+memory, so each page the worker (or any thread of it) writes afterwards is a page fault, and
+a copy while the horse lives; each page the horse writes is a copy, and the horse's exit
+unmaps the whole address space. An exporter in the worker process costs on every count: its
+modules (pydantic, httpx and what they bring, some 16 MB) make each fork and each exit
+larger, and its thread writes pages whenever it builds and sends a batch. It also makes the
+worker a process that forks while other threads may hold locks.
+
+So `ChronosWorker` (the forking `Worker`, exporting to the `CHRONOS_*` environment's server)
+starts one relay process when it starts (`python -c` running `_relay.main`), with the
+worker's environment, in a session of its own (a Ctrl-C in the terminal stops the worker,
+which then stops its relay). The relay builds the shared exporter from the environment and
+answers with one JSON line: the settings the worker needs (console capture, log limit, app
+version) or the error that disables Chronos. From then on the worker writes frames to the
+relay's stdin (length-prefixed `marshal`, as the horses write to the worker):
+
+- `("run", facts, trace_id, report)`: a run's `HorsePlan` facts, the trace id read in the
+  worker's context, and the horse's report as it came through the horse's pipe;
+- `("cron", entries)`: the RQ cron jobs the worker found in Redis (`CronEntry` tuples);
+- `("flush", token, timeout)`: send everything now; the relay answers on its stdout with a
+  JSON line (`token`, whether all was delivered, its exporter's counts).
+
+The worker never blocks on the relay: its end of the pipe is non-blocking, what does not fit
+waits in a bounded buffer written on the next frame, and past the bound a run is dropped and
+counted (logged). When the worker's `work()` returns, it closes its end and waits for the relay
+to send what it holds (bounded by the exporter's shutdown timeout). The relay reads to the end
+of its stdin, which also comes when the worker dies without closing it (its horses hold the
+same end only while they live), then shuts its exporter down and exits. It ignores SIGINT; on
+SIGTERM (a service manager stopping the whole group) it keeps reading for the shutdown
+timeout, then exits as at the end of its input.
+
+The worker imports this module for `RelayLink` only: what the relay itself runs (`main`)
+imports the SDK's exporter inside the function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from chronos_integrations.rq._channel import decode_frames, encode_frame
+
+__all__ = ["RelayError", "RelayLink", "main"]
+
+logger = logging.getLogger("chronos_integrations.rq")
+
+# How long the worker waits for the relay's first line (it imports the SDK's exporter).
+HELLO_TIMEOUT = 30.0
+# What the worker keeps for the relay when its pipe is full, before it drops runs.
+MAX_PENDING_BYTES = 16 << 20
+# The relay's input pipe, grown (Linux) so that one frame of a large report goes in one write.
+RELAY_PIPE_SIZE = 1 << 20
+# After the worker closed its end: the relay's shutdown timeout, plus this for its start-up.
+CLOSE_GRACE = 2.0
+_F_SETPIPE_SZ = 1031
+
+
+# The relay's command (`-c`: `-m` on this module would run a second copy of it, the package
+# having imported it already).
+_RELAY_MAIN = "import sys; from chronos_integrations.rq._relay import main; sys.exit(main())"
+
+
+class RelayError(RuntimeError):
+    """The relay could not start, or refused to (its settings are invalid, say)."""
+
+
+class RelayLink:
+    """The worker's end of its relay: `send_run`, `register_cron`, and `close`."""
+
+    def __init__(self, process: subprocess.Popen[bytes], hello: dict[str, Any]) -> None:
+        assert process.stdin is not None
+        self.process = process
+        self.hello = hello
+        self.capture_console = bool(hello.get("captureConsole"))
+        self.max_log_bytes = int(hello.get("maxLogBytes", 10_000))
+        version = hello.get("appVersion")
+        self.app_version: str | None = str(version) if version else None
+        self.shutdown_timeout = float(hello.get("shutdownTimeout", 5.0))
+        self.dropped = 0
+        self._fd = process.stdin.fileno()
+        os.set_blocking(self._fd, False)
+        self._pending: deque[memoryview] = deque()
+        self._pending_bytes = 0
+        self._lock = threading.Lock()  # the worker's loop and its cron registration thread
+        self._flush_lock = threading.Lock()
+        self._flushes = 0
+        self._answers = b""
+        self._closed = False
+        #: The relay's exporter counts, as its last answer to `flush` gave them.
+        self.stats: dict[str, Any] = {}
+
+    @classmethod
+    def start(cls, timeout: float = HELLO_TIMEOUT) -> RelayLink:
+        """Start the relay and read its answer; raises `RelayError` if it refuses or fails."""
+        process = subprocess.Popen(
+            [sys.executable, "-c", _RELAY_MAIN],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            start_new_session=True,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(process.stdin.fileno(), _F_SETPIPE_SZ, RELAY_PIPE_SIZE)
+            line, _ = _read_line(process.stdout.fileno(), timeout)
+            if not line:
+                raise RelayError(f"the relay process ended without answering ({process.poll()})")
+            hello = json.loads(line)
+            if not isinstance(hello, dict) or "error" in hello:
+                error = hello.get("error") if isinstance(hello, dict) else hello
+                raise RelayError(str(error))
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        return cls(process, hello)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_run(self, facts: tuple[Any, ...], trace_id: str | None, report: bytes) -> bool:
+        """Hand one run to the relay; False if it was dropped (counted)."""
+        return self._send(encode_frame(("run", facts, trace_id, report)))
+
+    def register_cron(self, entries: list[Any]) -> None:
+        """Hand the RQ cron jobs found in Redis to the relay, which registers them."""
+        self._send(encode_frame(("cron", entries)))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Hand over what waits and have the relay send everything it holds; True once it
+        says all was delivered, within `timeout` seconds (default: its shutdown timeout).
+        Blocks: for a worker's shutdown, tests and benchmarks, not for each job."""
+        limit = self.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        with self._flush_lock:
+            self._flushes += 1
+            token = self._flushes
+            if not self._send(encode_frame(("flush", token, limit))):
+                return False
+            with self._lock:
+                if not self._drain(blocking_for=limit):
+                    return False
+            out = self.process.stdout
+            assert out is not None
+            while True:
+                try:
+                    line, self._answers = _read_line(
+                        out.fileno(), deadline - time.monotonic(), self._answers
+                    )
+                except (RelayError, OSError, ValueError):
+                    return False
+                if not line:
+                    return False
+                answer = json.loads(line)
+                if answer.get("token") == token:
+                    self.stats = answer.get("stats") or {}
+                    return bool(answer.get("flushed"))
+
+    def _send(self, frame: bytes) -> bool:
+        with self._lock:
+            if self._closed:
+                self.dropped += 1
+                return False
+            pending = bool(self._pending) and not self._drain()
+            if pending and self._pending_bytes + len(frame) > MAX_PENDING_BYTES:
+                self._count_drop()
+                return False
+            if not pending:
+                try:
+                    written = os.write(self._fd, frame)
+                except BlockingIOError:
+                    written = 0
+                except OSError:
+                    self._count_drop()
+                    return False
+                if written == len(frame):
+                    return True
+                frame = frame[written:] if written else frame
+            self._pending.append(memoryview(frame))
+            self._pending_bytes += len(frame)
+            return True
+
+    def _drain(self, blocking_for: float = 0.0) -> bool:
+        """Write pending frames; True when none is left. Under `_lock`."""
+        deadline = time.monotonic() + blocking_for
+        while self._pending:
+            head = self._pending[0]
+            try:
+                written = os.write(self._fd, head)
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                select.select([], [self._fd], [], remaining)
+                continue
+            except OSError:
+                logger.warning(
+                    "chronos: the relay process is gone; %d frames lost", len(self._pending)
+                )
+                self.dropped += len(self._pending)
+                self._pending.clear()
+                self._pending_bytes = 0
+                return True
+            self._pending_bytes -= written
+            if written == len(head):
+                self._pending.popleft()
+            else:
+                self._pending[0] = head[written:]
+        return True
+
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 1_000 == 0:
+            logger.warning(
+                "chronos: the relay process is not keeping up; %d runs dropped", self.dropped
+            )
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Hand over what waits, close the relay's input and wait for it to exit (bounded by
+        `timeout`, default: its shutdown timeout and a little more). True if it exited in
+        time; a relay that did not is killed."""
+        limit = self.shutdown_timeout + CLOSE_GRACE if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        with self._lock:
+            if self._closed:
+                return self.process.poll() is not None
+            self._closed = True
+            if not self._drain(blocking_for=limit):
+                lost = len(self._pending)
+                logger.warning("chronos: %d frames did not reach the relay process", lost)
+            if self.process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self.process.stdin.close()
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+            return True
+        except subprocess.TimeoutExpired:
+            logger.warning("chronos: the relay process did not finish in %.1f s", limit)
+            self.process.kill()
+            self.process.wait()
+            return False
+        finally:
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+
+
+def _read_line(fd: int, timeout: float, data: bytes = b"") -> tuple[bytes, bytes]:
+    """One line from `fd` (after what `data` already holds), waiting at most `timeout`
+    seconds in all; and what was read past it."""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RelayError(f"the relay process did not answer within {timeout:.0f} s")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65_536)
+        if not chunk:
+            break
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    return line, rest
+
+
+# -- the relay process -------------------------------------------------------------------
+
+
+def main() -> int:
+    """The relay: read frames from stdin, hand them to the shared exporter, flush at the end."""
+    logging.basicConfig(level=logging.WARNING, format="chronos relay: %(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = sys.stdout
+    try:
+        from chronos_core import detect_app_version, get_exporter
+
+        exporter = get_exporter()
+        settings = exporter.settings
+        if settings.disabled:
+            raise RelayError("Chronos is disabled (CHRONOS_DISABLED)")
+        hello = {
+            "captureConsole": bool(settings.capture_console),
+            "maxLogBytes": settings.max_log_bytes,
+            "appVersion": detect_app_version(settings=settings),
+            "shutdownTimeout": settings.shutdown_timeout,
+        }
+    except Exception as error:
+        out.write(json.dumps({"error": str(error) or type(error).__name__}) + "\n")
+        out.flush()
+        return 1
+    out.write(json.dumps(hello) + "\n")
+    out.flush()
+    relay = _Relay(exporter, out)
+    signal.signal(signal.SIGTERM, relay.on_term)
+    relay.run(sys.stdin.buffer.fileno())
+    if not exporter.shutdown(settings.shutdown_timeout):
+        logger.warning("chronos: the relay exits with events unsent")
+        return 1
+    return 0
+
+
+class _Relay:
+    def __init__(self, exporter: Any, out: Any) -> None:
+        from chronos_integrations.rq._channel import HorsePlan, HorseReport
+        from chronos_integrations.rq._cron import definitions_of
+
+        self.exporter = exporter
+        self.out = out
+        self._plan = HorsePlan.from_facts
+        self._report = HorseReport
+        self._definitions = definitions_of
+        self._deadline: float | None = None
+
+    def on_term(self, signum: int, frame: Any) -> None:
+        # Stopped with the worker's whole group: keep reading what the worker still sends
+        # for the shutdown timeout, then end as at the end of the input.
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.exporter.settings.shutdown_timeout
+
+    def run(self, fd: int) -> None:
+        buffer = b""
+        while True:
+            # A read returns with data or at the end of the input; it is waited for a second
+            # at a time, so that a deadline set by SIGTERM is seen.
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                return
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                continue
+            chunk = os.read(fd, RELAY_PIPE_SIZE)
+            if not chunk:
+                return
+            buffer += chunk
+            frames, buffer = decode_frames(buffer, partial=True)
+            for frame in frames:
+                self.handle(frame)
+
+    def handle(self, frame: Any) -> None:
+        try:
+            kind = frame[0]
+            if kind == "run":
+                _, facts, trace_id, report = frame
+                self.exporter.record_deferred(self._report(self._plan(facts), report, trace_id))
+            elif kind == "flush":
+                _, token, timeout = frame
+                flushed = self.exporter.flush(timeout)
+                stats = self.exporter.stats()
+                counts = {"sent": stats.sent, "dropped": stats.dropped_total}
+                answer = {"token": token, "flushed": flushed, "stats": counts}
+                self.out.write(json.dumps(answer) + "\n")
+                self.out.flush()
+            elif kind == "cron":
+                definitions = self._definitions(frame[1])
+                if definitions:
+                    self.exporter.register_jobs(definitions)
+            else:
+                logger.warning("chronos: the relay got a frame it does not know: %r", kind)
+        except Exception:
+            logger.warning("chronos: the relay could not take a frame", exc_info=True)
