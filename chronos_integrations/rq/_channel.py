@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from chronos_core import ExecutionEvent
 
 __all__ = [
+    "FRAME_HEADER",
     "HorseChannel",
     "HorsePlan",
     "HorseReport",
@@ -83,7 +84,7 @@ _REPORT_OVERHEAD = 4_096
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 # Each item is one frame: its length (4 bytes, big-endian), then its `marshal`.
-_FRAME_HEADER = struct.Struct(">I")
+FRAME_HEADER = struct.Struct(">I")
 
 
 class HorseChannel:
@@ -236,6 +237,7 @@ class HorsePlan:
         "outcome",
         "queue",
         "rq_job_id",
+        "sent",
         "worker",
     )
 
@@ -270,6 +272,7 @@ class HorsePlan:
         self.context = contextvars.copy_context()
         self.outcome: tuple[int, int, int, str | None] | None = None
         self.fields: dict[str, Any] | None = None
+        self.sent = False  # the horse wrote its report
 
     def facts(self) -> tuple[Any, ...]:
         """What the parent knew of the run, as plain values (for the relay: `from_facts`)."""
@@ -307,6 +310,7 @@ class HorsePlan:
         plan.context = None  # type: ignore[assignment]
         plan.outcome = None
         plan.fields = None
+        plan.sent = False
         return plan
 
     def trace_of(self, reported: str | None) -> str | None:
@@ -408,7 +412,7 @@ def event_of(plan: HorsePlan, report: Any, trace_id: str | None = None) -> Execu
     the one the worker read, when the horse reported none."""
     run = plan.run()
     if isinstance(report, tuple | list):
-        wall_ns, duration_ns, pid, trace_id = report
+        wall_ns, duration_ns, pid, reported = report
         started = utc_from_ns(wall_ns)
         fields: dict[str, Any] = {
             "status": ExecutionStatus.SUCCESS,
@@ -419,7 +423,7 @@ def event_of(plan: HorsePlan, report: Any, trace_id: str | None = None) -> Execu
             "stdout": None,
             "stderr": None,
             "pid": pid,
-            "trace_id": trace_id,
+            "trace_id": reported,
         }
     else:
         fields = from_wire(report)
@@ -463,7 +467,7 @@ def encode_frame(item: Any) -> bytes:
     """One item of plain values as a frame (length, then `marshal`); `ValueError` if it holds
     anything else."""
     body = marshal.dumps(item, 2)  # version 2: no back-references, nothing to count
-    return _FRAME_HEADER.pack(len(body)) + body
+    return FRAME_HEADER.pack(len(body)) + body
 
 
 @overload
@@ -481,9 +485,9 @@ def decode_frames(data: bytes, *, partial: bool = False) -> list[Any] | tuple[li
     frames and the bytes of the frame still arriving.
     """
     items: list[Any] = []
-    offset, end, header = 0, len(data), _FRAME_HEADER.size
+    offset, end, header = 0, len(data), FRAME_HEADER.size
     while offset + header <= end:
-        (size,) = _FRAME_HEADER.unpack_from(data, offset)
+        (size,) = FRAME_HEADER.unpack_from(data, offset)
         if offset + header + size > end:
             if partial:
                 break

@@ -180,3 +180,27 @@ def test_a_run_with_an_invalid_id_fails_to_encode_as_it_fails_to_build() -> None
     report = HorseReport(plan, encode_frame(plan.report()))
     with pytest.raises(ValueError, match="job_id"):
         report.wire()
+
+
+def test_a_plain_success_is_written_by_the_horse_as_the_job_returns() -> None:
+    # No call of ours between the job's return and the write (each would cost the horse page
+    # copies); `perform_job` then has nothing left to send.
+    from chronos_integrations.rq._worker import _horse_perform
+
+    plan = _plan()
+    timed = _horse_perform(lambda: 42, plan, job=object())
+    assert timed() == 42
+    assert plan.sent
+    assert plan.outcome is not None
+    plan.channel.close_writer()
+    assert plan.channel.receive() == [plan.outcome]
+
+
+def test_a_relay_plan_carries_the_facts_and_the_workers_trace() -> None:
+    plan = _plan()
+    plan.outcome = (1_700_000_000_000_000_000, 2_000_000, 7, None)
+    relayed = HorsePlan.from_facts(plan.facts())
+    direct = HorseReport(plan, encode_frame(plan.report())).wire()
+    report = HorseReport(relayed, encode_frame(plan.report()), "ab" * 16)
+    assert report.wire() == {**direct, "traceId": "ab" * 16}
+    assert report.event().to_wire() == report.wire()
