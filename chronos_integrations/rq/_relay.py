@@ -65,6 +65,8 @@ MAX_PENDING_BYTES = 16 << 20
 RELAY_PIPE_SIZE = 1 << 20
 # After the worker closed its end: the relay's shutdown timeout, plus this for its start-up.
 CLOSE_GRACE = 2.0
+# A relay that ended is replaced at its next use, at most this often (seconds).
+RESTART_INTERVAL = 10.0
 _F_SETPIPE_SZ = 1031
 
 
@@ -81,8 +83,6 @@ class RelayLink:
     """The worker's end of its relay: `send_run`, `register_cron`, and `close`."""
 
     def __init__(self, process: subprocess.Popen[bytes], hello: dict[str, Any]) -> None:
-        assert process.stdin is not None
-        self.process = process
         self.hello = hello
         self.capture_console = bool(hello.get("captureConsole"))
         self.max_log_bytes = int(hello.get("maxLogBytes", 10_000))
@@ -90,8 +90,10 @@ class RelayLink:
         self.app_version: str | None = str(version) if version else None
         self.shutdown_timeout = float(hello.get("shutdownTimeout", 5.0))
         self.dropped = 0
-        self._fd = process.stdin.fileno()
-        os.set_blocking(self._fd, False)
+        #: How many times a relay that had ended was replaced.
+        self.restarts = 0
+        self._use(process)
+        self._started = time.monotonic()
         self._pending: deque[memoryview] = deque()
         self._pending_bytes = 0
         self._lock = threading.Lock()  # the worker's loop and its cron registration thread
@@ -102,33 +104,46 @@ class RelayLink:
         #: The relay's exporter counts, as its last answer to `flush` gave them.
         self.stats: dict[str, Any] = {}
 
+    def _use(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None
+        self.process = process
+        self._fd = process.stdin.fileno()
+        os.set_blocking(self._fd, False)
+
     @classmethod
     def start(cls, timeout: float = HELLO_TIMEOUT) -> RelayLink:
         """Start the relay and read its answer; raises `RelayError` if it refuses or fails."""
-        process = subprocess.Popen(
-            [sys.executable, "-c", _RELAY_MAIN],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            close_fds=True,
-            start_new_session=True,
-        )
-        assert process.stdin is not None
-        assert process.stdout is not None
+        return cls(*_spawn(timeout))
+
+    def _revive(self) -> bool:
+        """Under `_lock`, the relay having ended (a crash, the OOM killer): start another, at
+        most once per `RESTART_INTERVAL`. What waited for the old one is dropped (counted)."""
+        now = time.monotonic()
+        if now - self._started < RESTART_INTERVAL:
+            return False
+        self._started = now
+        old = self.process
+        code = old.poll()
         try:
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(process.stdin.fileno(), _F_SETPIPE_SZ, RELAY_PIPE_SIZE)
-            line, _ = _read_line(process.stdout.fileno(), timeout)
-            if not line:
-                raise RelayError(f"the relay process ended without answering ({process.poll()})")
-            hello = json.loads(line)
-            if not isinstance(hello, dict) or "error" in hello:
-                error = hello.get("error") if isinstance(hello, dict) else hello
-                raise RelayError(str(error))
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        return cls(process, hello)
+            process, _ = _spawn(HELLO_TIMEOUT)
+        except Exception as error:
+            logger.warning("chronos: the relay process ended (%s); no new one: %s", code, error)
+            return False
+        for stream in (old.stdin, old.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if code is None:
+            old.kill()
+        old.wait()
+        self.dropped += len(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._answers = b""
+        self._use(process)
+        self.restarts += 1
+        logger.warning("chronos: the relay process ended (%s); started another", code)
+        return True
 
     # -- sending -------------------------------------------------------------------------
 
@@ -184,9 +199,14 @@ class RelayLink:
                     written = os.write(self._fd, frame)
                 except BlockingIOError:
                     written = 0
-                except OSError:
-                    self._count_drop()
-                    return False
+                except OSError:  # the relay has ended
+                    if not self._revive():
+                        self._count_drop()
+                        return False
+                    try:
+                        written = os.write(self._fd, frame)
+                    except OSError:
+                        written = 0  # waits for the new relay, written on the next send
                 if written == len(frame):
                     return True
                 frame = frame[written:] if written else frame
@@ -207,7 +227,9 @@ class RelayLink:
                     return False
                 select.select([], [self._fd], [], remaining)
                 continue
-            except OSError:
+            except OSError:  # the relay has ended: a new one takes the rest (see `_revive`)
+                if self._revive():
+                    return False
                 logger.warning(
                     "chronos: the relay process is gone; %d frames lost", len(self._pending)
                 )
@@ -258,6 +280,36 @@ class RelayLink:
         finally:
             if self.process.stdout is not None:
                 self.process.stdout.close()
+
+
+def _spawn(timeout: float) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """A relay process and its first answer; raises `RelayError` if it refuses or fails."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _RELAY_MAIN],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        close_fds=True,
+        start_new_session=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(process.stdin.fileno(), _F_SETPIPE_SZ, RELAY_PIPE_SIZE)
+        line, _ = _read_line(process.stdout.fileno(), timeout)
+        if not line:
+            raise RelayError(f"the relay process ended without answering ({process.poll()})")
+        hello = json.loads(line)
+        if not isinstance(hello, dict) or "error" in hello:
+            error = hello.get("error") if isinstance(hello, dict) else hello
+            raise RelayError(str(error))
+    except BaseException:
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            stream.close()
+        raise
+    return process, hello
 
 
 def _read_line(fd: int, timeout: float, data: bytes = b"") -> tuple[bytes, bytes]:

@@ -14,6 +14,7 @@ from rq import Queue, Retry
 from rq.job import JobStatus
 
 from chronos_core import ExecutionStatus, Source
+from chronos_integrations.rq._relay import RESTART_INTERVAL
 from tests.integrations.rq.conftest import REDIS_URL, ROOT, run_worker
 from tests.support.live_server import ThreadedServer
 
@@ -257,3 +258,38 @@ def test_the_relay_delivers_and_ends_when_its_worker_is_killed(
     while not _ended(relay):
         assert time.monotonic() < deadline, "the relay did not exit"
         time.sleep(0.1)
+
+
+def test_a_relay_that_ended_is_replaced(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    # The OOM killer or a crash ends the relay: the worker starts another at its next run
+    # (at most once per RESTART_INTERVAL after the last start), and runs keep arriving.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CHRONOS_API_KEY": live_server.api_key,
+        "CHRONOS_API_URL": live_server.url,
+        "CHRONOS_FLUSH_INTERVAL": "0.1",
+        "CHRONOS_CAPTURE_CONSOLE": "true",
+    }
+    queue = Queue(queue_name, connection=redis)
+    command = [sys.executable, "-m", "rq.cli", "worker", "--url", REDIS_URL, "-w"]
+    command += ["chronos_integrations.rq.ChronosWorker", queue_name]
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        queue.enqueue(f"{JOBS}.add", 1, 2)
+        live_server.wait_for_executions(f"{JOBS}.add", 1)
+        [relay] = _children(worker.pid)
+        os.kill(relay, signal.SIGKILL)
+        time.sleep(RESTART_INTERVAL)  # since the relay started, before the first run
+        queue.enqueue(f"{JOBS}.chatty", 5)
+        [run] = live_server.wait_for_executions(f"{JOBS}.chatty", 1)
+        assert run.status is ExecutionStatus.SUCCESS
+        assert run.stdout == "processing 5\n"
+        [replacement] = _children(worker.pid)
+        assert replacement != relay
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=30)
+    assert "the relay process ended (-9); started another" in stderr, stderr[-3000:]
