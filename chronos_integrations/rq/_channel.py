@@ -35,6 +35,7 @@ import fcntl
 import logging
 import marshal
 import os
+import select
 import struct
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -61,6 +62,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRAME_HEADER",
+    "IN_PIPE",
+    "PIPE_BUF",
+    "RELAYED",
     "HorseChannel",
     "HorsePlan",
     "HorseReport",
@@ -68,6 +72,7 @@ __all__ = [
     "encode_frame",
     "event_of",
     "from_wire",
+    "horse_send",
     "report_size",
     "to_wire",
 ]
@@ -88,8 +93,9 @@ FRAME_HEADER = struct.Struct(">I")
 
 
 class HorseChannel:
-    """A pipe from one work horse to its parent, carrying plain values (`marshal`) as
-    length-prefixed frames."""
+    """A pipe from the work horses to their parent, carrying plain values (`marshal`) as
+    length-prefixed frames; a worker keeps one for its life (each horse writes, the parent
+    reads once the horse has exited: `drain`)."""
 
     __slots__ = ("_reader", "_writer", "capacity", "parent_pid")
 
@@ -148,6 +154,28 @@ class HorseChannel:
         if written != len(payload):  # cannot happen on an empty pipe of this size
             logger.warning("chronos: partial write to the parent worker; reports may be lost")
         return []
+
+    @property
+    def writer(self) -> int:
+        """The writing end's descriptor (-1 once closed)."""
+        writer: int = self._writer
+        return writer
+
+    def drain(self) -> bytes:
+        """In the parent, after a horse exited: what it wrote, leaving the pipe open for the
+        next horse (a worker keeps one channel for its life)."""
+        chunks: list[bytes] = []
+        try:
+            while True:
+                chunk = os.read(self._reader, self.capacity)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except BlockingIOError:
+            pass
+        except OSError:
+            logger.debug("chronos: could not read from the work horse", exc_info=True)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def send_one(self, item: Any) -> bool:
         """`send([item])` for the horse's one report, with fewer calls; False if it did not
@@ -236,8 +264,11 @@ class HorsePlan:
         "max_log_bytes",
         "outcome",
         "queue",
+        "relay",
+        "relayed",
         "rq_job_id",
         "sent",
+        "state",
         "worker",
     )
 
@@ -273,6 +304,12 @@ class HorsePlan:
         self.outcome: tuple[int, int, int, str | None] | None = None
         self.fields: dict[str, Any] | None = None
         self.sent = False  # the horse wrote its report
+        # With a relay (`_relay`): its pipe's writing end, and the run's `facts()` with the
+        # trace read in the parent, for the horse to send its report there itself.
+        self.relay = -1
+        self.relayed: tuple[Any, ...] | None = None
+        # A byte shared with the parent (`RELAYED`, `IN_PIPE`), or None.
+        self.state: Any = None
 
     def facts(self) -> tuple[Any, ...]:
         """What the parent knew of the run, as plain values (for the relay: `from_facts`)."""
@@ -311,6 +348,9 @@ class HorsePlan:
         plan.outcome = None
         plan.fields = None
         plan.sent = False
+        plan.relay = -1
+        plan.relayed = None
+        plan.state = None
         return plan
 
     def trace_of(self, reported: str | None) -> str | None:
@@ -341,6 +381,45 @@ class HorsePlan:
         if self.fields is not None:
             return to_wire(self.fields)
         return None
+
+
+# What a horse did with its report, in the byte it shares with its parent (`HorsePlan.state`);
+# 0: nothing (it died, or ended before its job ran).
+RELAYED = 1
+IN_PIPE = 2
+# The most a pipe takes in one write that no other writer's can split (POSIX PIPE_BUF).
+PIPE_BUF = getattr(select, "PIPE_BUF", 4_096)
+
+
+def horse_send(plan: HorsePlan, report: Any) -> bool:
+    """In the horse: its report to the relay in one write, which no other write to the
+    relay's pipe can split (the worker's cron thread writes there too), or else to the
+    parent's pipe. False if neither took it (too large, or the pipe failed)."""
+    body = marshal.dumps(report, 2)
+    inner = FRAME_HEADER.pack(len(body)) + body
+    if plan.relay >= 0 and plan.relayed is not None:
+        facts, trace_id = plan.relayed
+        message = marshal.dumps(("run", facts, trace_id, inner), 2)
+        if len(message) + FRAME_HEADER.size <= PIPE_BUF:
+            try:
+                os.write(plan.relay, FRAME_HEADER.pack(len(message)) + message)
+            except OSError:
+                pass  # full (the relay is behind) or gone: through the parent
+            else:
+                if plan.state is not None:
+                    plan.state[0] = RELAYED
+                return True
+    channel = plan.channel
+    if len(inner) > channel.capacity:
+        return False
+    try:
+        os.write(channel.writer, inner)
+    except OSError:
+        logger.debug("chronos: could not write to the parent worker", exc_info=True)
+        return False
+    if plan.state is not None:
+        plan.state[0] = IN_PIPE
+    return True
 
 
 class HorseReport:

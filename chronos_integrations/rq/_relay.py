@@ -110,6 +110,11 @@ class RelayLink:
         self._fd = process.stdin.fileno()
         os.set_blocking(self._fd, False)
 
+    @property
+    def fd(self) -> int:
+        """The writing end of the relay's input (a horse writes its report there itself)."""
+        return self._fd
+
     @classmethod
     def start(cls, timeout: float = HELLO_TIMEOUT) -> RelayLink:
         """Start the relay and read its answer; raises `RelayError` if it refuses or fails."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import mmap
 import os
 import sys
 from collections.abc import Callable
@@ -42,8 +43,7 @@ from collections.abc import Callable
 from contextvars import copy_context
 from datetime import UTC, datetime
 from importlib import import_module
-from marshal import dumps
-from os import getpid, write
+from os import getpid
 from time import perf_counter_ns, time_ns
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -58,12 +58,14 @@ from chronos_core._limits import ExecutionStatus, Source
 from chronos_core._redact import Redactor
 from chronos_core._tracing import current_trace_id
 from chronos_integrations.rq._channel import (
-    FRAME_HEADER,
+    IN_PIPE,
+    RELAYED,
     HorseChannel,
     HorsePlan,
     HorseReport,
     encode_frame,
     event_of,
+    horse_send,
     report_size,
     to_wire,
 )
@@ -85,7 +87,6 @@ ATTEMPT_META_KEY = "chronos_attempt"
 # How often (in forks) the worker collects its garbage in full: see `fork_work_horse`.
 FULL_COLLECTION_EVERY = 1_000
 SUCCESS = ExecutionStatus.SUCCESS
-frame_header = FRAME_HEADER.pack
 
 
 def _is_timeout(error: BaseException) -> bool:
@@ -116,6 +117,8 @@ class ChronosWorkerMixin:
     _chronos_console: ConsoleCapture | None = None
     _chronos_setup: Setup | None = None
     _chronos_link: RelayLink | None = None
+    _chronos_channel: HorseChannel | None = None
+    _chronos_state: mmap.mmap | None = None
     _chronos_deferred: Any = None
     _chronos_disabled = False
     _chronos_killed: int | None = None
@@ -197,6 +200,9 @@ class ChronosWorkerMixin:
             console, self._chronos_console = self._chronos_console, None
             if console is not None:
                 console.end()
+            channel, self._chronos_channel = self._chronos_channel, None
+            if channel is not None:
+                channel.close()
             link = self._chronos_link
             if link is not None:
                 # The relay sends what it holds and exits; the next `work()` starts another.
@@ -213,16 +219,13 @@ class ChronosWorkerMixin:
                 job.perform = _horse_perform(job.perform, plan, job)
             except Exception:
                 logger.warning("chronos: could not prepare job %r", job.id, exc_info=True)
-                if plan is not None:
-                    plan.channel.close()
                 plan = None
         self._chronos_plan = plan
         self._chronos_killed = None
         # Nothing more here once the horse is forked but taking back the frozen objects (below;
         # it moves two list heads): whatever the parent writes while its horse lives costs a
-        # page copy, so the write end is closed and `job.perform` removed in
-        # `_chronos_collect`, after the horse has exited. (The horse keeps its copy of the
-        # reading end: closing it would cost it more than it is worth.)
+        # page copy, so `job.perform` is removed in `_chronos_collect`, after the horse has
+        # exited.
         #
         # The parent's objects go to the permanent generation for the fork, so that the
         # horse's garbage collections never walk them: a collection writes to every object it
@@ -258,8 +261,16 @@ class ChronosWorkerMixin:
                 console.paused = True
                 console.begin()
                 self._chronos_console = console
-        return HorsePlan(
-            HorseChannel(self._chronos_pipe_size),
+        # One pipe and one shared byte for the worker's life, reused by every horse.
+        channel = self._chronos_channel
+        if channel is None:
+            channel = self._chronos_channel = HorseChannel(self._chronos_pipe_size)
+        state = self._chronos_state
+        if state is None:
+            state = self._chronos_state = mmap.mmap(-1, mmap.PAGESIZE)
+        state[0] = 0
+        plan = HorsePlan(
+            channel,
             job_id=self.chronos_job_id(job)[:256],
             exec_id=f"rq:{job.id}:{_execution_id(self, job)}"[:256],
             attempt=_attempt_of(job),
@@ -271,6 +282,14 @@ class ChronosWorkerMixin:
             app_version=app_version,
             console=console,
         )
+        plan.state = state
+        link = self._chronos_link
+        if link is not None:
+            # The horse sends its report to the relay itself (`horse_send`), with the trace
+            # of the context it was forked in, read here.
+            plan.relay = link.fd
+            plan.relayed = (plan.facts(), plan.trace_of(None))
+        return plan
 
     def monitor_work_horse(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -283,10 +302,10 @@ class ChronosWorkerMixin:
         return super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[misc]
 
     def _chronos_discard(self, job: Any) -> None:
-        """Close the channel and unwrap `job.perform` without collecting anything."""
+        """Unwrap `job.perform` and empty the pipe without collecting anything."""
         plan, self._chronos_plan = self._chronos_plan, None
         if plan is not None:
-            plan.channel.close()
+            plan.channel.drain()
             vars(job).pop("perform", None)
 
     def _chronos_collect(self, job: Any, queue: Any) -> None:
@@ -296,14 +315,16 @@ class ChronosWorkerMixin:
         if plan is None or setup is None:
             return
         try:
-            channel = plan.channel
-            channel.close_writer()
             vars(job).pop("perform", None)
-            payload = channel.receive_bytes()
-            if payload:
+            state = plan.state[0]
+            if state == RELAYED:  # the usual case: the horse sent its report to the relay
+                return
+            payload = plan.channel.drain()
+            if payload and state == IN_PIPE:
                 link = self._chronos_link
-                if link is not None:
-                    link.send_run(plan.facts(), plan.trace_of(None), payload)
+                if link is not None and plan.relayed is not None:
+                    facts, trace_id = plan.relayed
+                    link.send_run(facts, trace_id, payload)
                     return
                 report = HorseReport(plan, payload)
                 if self._chronos_deferred is not None:
@@ -414,8 +435,8 @@ class ChronosWorkerMixin:
             report = plan.report()
             if report is None:
                 return
-            # Plain values cross (see `_channel`); the writing end is left to the horse's exit.
-            if plan.channel.send_one(report):
+            # Plain values cross (see `_channel`), to the relay or the parent.
+            if horse_send(plan, report):
                 return
             # Too large for the pipe: made and sent from here, as a horse without a channel
             # (with a relay, through an exporter of the horse's own).
@@ -509,15 +530,11 @@ def _horse_perform(perform: Callable[[], Any], plan: HorsePlan, job: Any) -> Cal
             context = plan.context
             trace = None if context == copy_context() else current_trace_id()
             outcome = plan.outcome = (wall, end - start, getpid(), trace)
-            # Sent at once, calling none of our functions: each one the horse runs is a page
-            # or two it copies (the function's reference count, its code's counters). On
-            # failure, `perform_job` sends it the usual way.
+            # Sent at once; on failure `perform_job` tries again and falls back.
             try:
-                body = dumps(outcome, 2)
-                write(plan.channel._writer, frame_header(len(body)) + body)
-                plan.sent = True
-            except (OSError, ValueError):
-                pass
+                plan.sent = horse_send(plan, outcome)
+            except Exception:
+                logger.debug("chronos: could not send the outcome", exc_info=True)
         else:
             _conclude(plan, job, wall, start, end, _success_status(result))
         return result

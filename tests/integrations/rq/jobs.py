@@ -67,11 +67,13 @@ class FreezeReportingWorker(ChronosWorker):
 
 
 class TinyPipeWorker(ChronosWorker):
-    """A worker whose pipe to the parent takes nothing: every horse reports by itself."""
+    """A worker whose horses can reach neither its pipe nor its relay: every horse reports
+    by itself."""
 
     def main_work_horse(self, job: Any, queue: Any) -> None:
         if self._chronos_plan is not None:
             self._chronos_plan.channel.capacity = 8
+            self._chronos_plan.relay = -1  # nor to the relay
         super().main_work_horse(job, queue)
 
 
