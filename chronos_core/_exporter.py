@@ -32,6 +32,7 @@ import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import FunctionType
 from typing import Any, cast
 
 import pydantic_core
@@ -140,6 +141,8 @@ class BatchExporter:
         self._stop = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        # See `_update_open_below`: 0 until the thread is started.
+        self._open_below = 0
         # An httpx client's connections must not be shared with a forked child.
         self._client: ChronosClient | None = self._given_client if pid == self._origin_pid else None
         self._inflight = 0
@@ -163,31 +166,25 @@ class BatchExporter:
 
     def record(self, event: ExecutionEvent) -> bool:
         """Queue one event for delivery. Returns False if it was dropped (and counts why)."""
-        return self._enqueue(event)
+        return self.record_deferred(event)
 
-    def record_deferred(self, run: DeferredEvent) -> bool:
+    def record_deferred(self, run: DeferredEvent | ExecutionEvent) -> bool:
         """Queue a finished run whose event this exporter's thread builds (`run.event()`).
 
         For integrations with many short runs: the job's thread only hands over a small
         record, and making the event, like encoding it, happens off that thread. Same rules as
-        `record()`: never blocks, never raises, False (counted) when dropped.
+        `record()` (which queues its event here): never blocks, never raises, False (counted)
+        when dropped.
         """
-        return self._enqueue(run)
-
-    def _enqueue(self, item: ExecutionEvent | DeferredEvent) -> bool:
         try:
             if self._pid != _Process.pid:
                 self._own()
-            if self._closed or self.settings.disabled:
-                self._drop("shutdown" if self._closed else "disabled", 1)
-                return False
             queue = self._queue
-            if len(queue) >= self._max_queue:
-                self._drop("queue_full", 1)
-                return False
-            queue.append(item)
-            if self._thread is None:
-                self._start_thread()
+            # One test for the usual case: open, enabled, room left, thread started.
+            if len(queue) >= self._open_below:
+                return self._refuse(run)
+            queue.append(run)
+            # Once a batch is full the thread is woken (once: an Event's set() takes a lock).
             if len(queue) >= self._batch_size and not self._wakeup.is_set():
                 self._wakeup.set()
             return True
@@ -195,6 +192,31 @@ class BatchExporter:
             with contextlib.suppress(Exception):
                 self._drop("internal_error", 1)
             return False
+
+    def _refuse(self, item: ExecutionEvent | DeferredEvent) -> bool:
+        """`record_deferred`'s uncommon cases: closed, disabled, full, or no thread yet."""
+        if self._closed or self.settings.disabled:
+            self._drop("shutdown" if self._closed else "disabled", 1)
+            return False
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            self._drop("queue_full", 1)
+            return False
+        queue.append(item)
+        if self._thread is None:
+            self._start_thread()
+        self._update_open_below()
+        if len(queue) >= self._batch_size and not self._wakeup.is_set():
+            self._wakeup.set()
+        return True
+
+    def _update_open_below(self) -> None:
+        """`_open_below`: the queue length from which `record_deferred` takes the slow path
+        (0 while closed, disabled or without a thread; else the queue's bound)."""
+        if self._closed or self.settings.disabled or self._thread is None:
+            self._open_below = 0
+        else:
+            self._open_below = self._max_queue
 
     def register_jobs(self, jobs: Iterable[JobDefinition]) -> None:
         """Queue job definitions for registration; the exporter's thread sends them.
@@ -261,6 +283,7 @@ class BatchExporter:
         deadline = time.monotonic() + timeout
         flushed = self.flush(timeout)
         self._closed = True
+        self._update_open_below()
         self._stop.set()
         self._wakeup.set()
         thread = self._thread
@@ -322,6 +345,7 @@ class BatchExporter:
                 return
             self._thread = threading.Thread(target=self._run, name="chronos-exporter", daemon=True)
             self._thread.start()
+            self._update_open_below()
 
     def _own(self) -> None:
         """In a forked child that has not used this exporter yet: its own state first.
@@ -357,12 +381,14 @@ class BatchExporter:
 
     def _take(self, limit: int) -> list[ExecutionEvent | DeferredEvent]:
         batch: list[ExecutionEvent | DeferredEvent] = []
-        queue = self._queue
-        while queue and len(batch) < limit:
-            try:
-                batch.append(queue.popleft())
-            except IndexError:
-                break
+        append = batch.append
+        popleft = self._queue.popleft
+        try:
+            # Other threads only append (but `shutdown()`, which may take at the same time).
+            for _ in range(min(limit, len(self._queue))):
+                append(popleft())
+        except IndexError:
+            pass
         return batch
 
     @property
@@ -474,8 +500,25 @@ class BatchExporter:
         forms: list[ExecutionEvent | dict[str, Any] | bytes] = []
         failed = 0
         encoded = 0  # how many came as JSON
+        # The class of the item before, and its `wire_json` method if it is a plain function
+        # of the class: a batch is mostly runs of one kind, looked at once, not once per run.
+        kind: type | None = None
+        method: Callable[[Any], bytes] | None = None
         for item in batch:
-            if isinstance(item, ExecutionEvent):
+            if type(item) is not kind:
+                kind = type(item)
+                method = getattr(kind, "wire_json", None)
+                if not isinstance(method, FunctionType):
+                    method = None
+            if method is not None:
+                try:
+                    forms.append(method(item))
+                except Exception:
+                    failed += 1
+                    logger.debug("chronos: could not build a deferred event", exc_info=True)
+                    continue
+                encoded += 1
+            elif isinstance(item, ExecutionEvent):
                 forms.append(item)
             else:
                 try:

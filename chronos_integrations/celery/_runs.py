@@ -17,6 +17,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import pydantic_core
+from celery.app.task import Context
 from celery.utils.saferepr import saferepr
 
 from chronos_core import (
@@ -95,6 +96,9 @@ def _queue(request: Any) -> str | None:
     return str(queue) if queue else None
 
 
+_SUCCESS = ExecutionStatus.SUCCESS
+_time_ns = time.time_ns
+_perf_counter_ns = time.perf_counter_ns
 # A `LeanRun` value not worked out yet.
 _UNSET: Any = object()
 # Distinct (job id, queue, worker) whose shared JSON a `RunFactory` keeps.
@@ -102,6 +106,20 @@ MAX_WIRE_TAILS = 1_024
 # A string as JSON, quoted and escaped (what `json.dumps` calls for a `str`).
 _json_text = encode_basestring_ascii
 _to_json = pydantic_core.to_json
+# The last whole second a lean run's JSON wrote, and its text (`wire_timestamp`'s, without
+# its call): one tuple, read and replaced in one step, as threads may share it.
+_stamp: tuple[int, str] = (-1, "")
+# A timestamp's end for each millisecond.
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1_000))
+# What `repr` writes after the integer part of a whole number of microseconds in
+# milliseconds, for each microsecond within the millisecond: ".0", ".001", ..., ".5", ".999".
+_FRACTIONS = tuple(repr(n / 1_000)[1:] for n in range(1_000))
+
+
+def _stamp_of(second: int) -> tuple[int, str]:
+    global _stamp
+    _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return _stamp
 
 
 class LeanRun:
@@ -161,18 +179,35 @@ class LeanRun:
     ) -> None:
         self._factory = factory
         self._task = task
+        self.task_id = task_id
         # Not the request itself: it holds the task's arguments and the message, and a run
         # may wait in the exporter's queue for a while (an unreachable server).
-        self.delivery_info = getattr(request, "delivery_info", None)
-        self.hostname = getattr(request, "hostname", None)
-        self.chronos_job_id = getattr(request, HEADER_JOB_ID, None)
-        self.chronos_scheduled_for = getattr(request, HEADER_SCHEDULED_FOR, None)
-        self.chronos_beat_entry = getattr(request, HEADER_BEAT_ENTRY, None)
-        self.task_id = task_id
-        retries = getattr(request, "retries", 0)
+        if type(request) is Context:
+            # Celery's own request: the fields it always has are class attributes with a
+            # default (read directly); the headers, when a message has them, are in its dict.
+            self.delivery_info = request.delivery_info
+            self.hostname = request.hostname
+            retries = request.retries
+            fields = request.__dict__
+            if (
+                HEADER_JOB_ID in fields
+                or HEADER_SCHEDULED_FOR in fields
+                or HEADER_BEAT_ENTRY in fields
+            ):
+                self._headers(fields.get)
+            else:
+                self.chronos_job_id = self.chronos_scheduled_for = self.chronos_beat_entry = None
+        else:
+            self.delivery_info = getattr(request, "delivery_info", None)
+            self.hostname = getattr(request, "hostname", None)
+            retries = getattr(request, "retries", 0)
+            self._headers(lambda name: getattr(request, name, None))
         # `attempt_of`, inlined for the usual case (an int, 0 before any retry).
         self.attempt = retries + 1 if type(retries) is int else attempt_of(request)
-        self.sink = factory._sink()
+        sink = factory.known_sink
+        if sink is None:
+            sink = factory.known_sink = factory._sink()
+        self.sink = sink
         self._job_id = None if factory._job_id is None else factory.job_id_of(task, request)
         self._metadata = (
             factory._metadata(request, args, kwargs) if factory.capture_args else _UNSET
@@ -180,8 +215,13 @@ class LeanRun:
         self.trace_id = current_trace_id()
         self._finished = False
         self._duration_ns = 0
-        self._wall_ns = time.time_ns()
-        self._started_ns = time.perf_counter_ns()
+        self._wall_ns = _time_ns()
+        self._started_ns = _perf_counter_ns()
+
+    def _headers(self, read: Callable[[str], Any]) -> None:
+        self.chronos_job_id = read(HEADER_JOB_ID)
+        self.chronos_scheduled_for = read(HEADER_SCHEDULED_FOR)
+        self.chronos_beat_entry = read(HEADER_BEAT_ENTRY)
 
     def __repr__(self) -> str:
         return f"<LeanRun task_id={self.task_id!r} attempt={self.attempt}>"
@@ -275,20 +315,21 @@ class LeanRun:
         self, status: ExecutionStatus | None = None, *, error: BaseException | None = None
     ) -> None:
         """Hand the run to the sink (once): success unless `status` or `error` say otherwise."""
-        end = time.perf_counter_ns()
+        end = _perf_counter_ns()
         if self._finished:
             return
         self._finished = True
-        self._duration_ns = max(0, end - self._started_ns)
+        duration = end - self._started_ns
+        self._duration_ns = duration if duration > 0 else 0
         sink = self.sink
         if sink is None:
             return
         try:
-            if error is not None or (status is not None and status is not ExecutionStatus.SUCCESS):
-                accepted = sink.record(self._full_event(status, error))
-            else:
+            if error is None and (status is None or status is _SUCCESS):
                 deferred = getattr(sink, "record_deferred", None)
                 accepted = deferred(self) if deferred is not None else sink.record(self.event())
+            else:
+                accepted = sink.record(self._full_event(status, error))
             if not accepted:
                 logger.debug("chronos: the sink dropped %r", self)
         except Exception:
@@ -364,19 +405,52 @@ class LeanRun:
             or (self._metadata is not _UNSET and self._metadata)
         ):
             return _to_json(self.wire())
-        tail = self._factory.wire_tail(self)
-        task_id = self.task_id
+        factory = self._factory
+        info = self.delivery_info
+        # `RunFactory.wire_tail`'s key, made here: a dict lookup is all most runs need.
+        key = (
+            _pid,
+            self._task,
+            self._job_id,
+            self.chronos_job_id,
+            (info.get("routing_key") or info.get("queue")) if info else None,
+            self.hostname,
+        )
+        try:
+            tail = factory._wire_tails[key]
+        except (KeyError, TypeError):  # not made yet, or a task that is not hashable
+            tail = factory.wire_tail(self)
         attempt = self.attempt
-        exec_id = exec_id_of(task_id, attempt)
+        exec_id = self.task_id if attempt <= 1 else f"{self.task_id}:{attempt}"  # exec_id_of
         if tail is None or not 0 < len(exec_id) <= MAX_ID_LENGTH:
             return _to_json(self.wire())  # which refuses the id beyond the schema's limits
-        started = self._wall_ns // 1_000
+        # `wire_timestamp` of both times and `duration_ms` of the duration, inlined (the
+        # tests compare the result with the event's own JSON). One division of the clock's
+        # 61-bit reading (a slow one, for Python); what is within its second is a small int.
         duration = self._duration_ns
+        second, nanos = divmod(self._wall_ns, 1_000_000_000)
+        stamp = _stamp
+        if stamp[0] != second:
+            stamp = _stamp_of(second)
+        started_text = stamp[1] + _MILLIS[nanos // 1_000_000]
+        # The end in microseconds after that second (the wire's times are whole microseconds).
+        end = nanos // 1_000 + duration // 1_000
+        if end < 1_000_000:
+            finished_text = stamp[1] + _MILLIS[end // 1_000]
+        else:
+            stamp = _stamp_of(second + end // 1_000_000)
+            finished_text = stamp[1] + _MILLIS[end // 1_000 % 1_000]
+        # `repr(duration_ms(duration))` from integers: the milliseconds and the fraction's
+        # text (the same text, checked below 10**12 microseconds, 11.6 days; beyond, repr).
+        micros = (duration + 500) // 1_000
+        if micros < 1_000_000_000_000:
+            duration_text = f"{micros // 1_000}{_FRACTIONS[micros % 1_000]}"
+        else:
+            duration_text = repr(micros / 1_000)
         return (
             f'{{"execId":{_json_text(exec_id)},"status":"success",'
-            f'"startedAt":"{wire_timestamp(started)}",'
-            f'"finishedAt":"{wire_timestamp(started + duration // 1_000)}",'
-            f'"durationMs":{duration_ms(duration)!r},"attempt":{attempt},'
+            f'"startedAt":"{started_text}","finishedAt":"{finished_text}",'
+            f'"durationMs":{duration_text},"attempt":{attempt},'
         ).encode() + tail
 
     def _full_event(
@@ -430,6 +504,8 @@ class RunFactory:
         job_version: str | None,
     ) -> None:
         self._sink = sink
+        # `sink()`'s answer once it has one (an integration's sink does not change after).
+        self.known_sink: Any = None
         self._job_id = job_id
         self.capture_console = capture_console
         self.capture_args = capture_args
@@ -475,12 +551,13 @@ class RunFactory:
         runs of its task on this worker share), without the opening brace: `wire_json` writes
         its own fields before it. Made once per task, queue and worker; None if the job id is
         beyond the schema's limits."""
-        key = (
+        info = run.delivery_info
+        key = (  # the same as `LeanRun.wire_json`'s
             _pid,
             run._task,
             run._job_id,
             run.chronos_job_id,
-            _queue(run),
+            (info.get("routing_key") or info.get("queue")) if info else None,
             run.hostname,
         )
         try:

@@ -143,3 +143,33 @@ def test_the_running_reporter_leaves_recent_and_finished_runs_alone() -> None:
     reporter.delay = 0
     reporter._report_due()
     assert [e.status for e in sink.events] == [ExecutionStatus.SUCCESS]
+
+
+def test_prerun_reads_the_request_a_celery_task_runs_under() -> None:
+    from celery import Celery
+    from celery.app.task import Context
+
+    app = Celery("hooks-test", set_as_current=False)
+
+    @app.task(shared=False, name="t.add")
+    def add() -> None:
+        pass
+
+    task = app.tasks["t.add"]
+    sink = Keep()
+    hooks, _ = _hooks(sink)
+    hooks.app = app
+    task.request_stack.push(Context({"id": "tid", "retries": 2, "hostname": "celery@a"}))
+    try:
+        assert task.request.retries == 2
+        hooks._on_prerun(task_id="tid", task=task)
+        hooks._on_postrun(task_id="tid", task=task, state=states.SUCCESS)
+    finally:
+        task.request_stack.pop()
+    # With nothing on the stack, the task's default request (`task.request`) is read.
+    hooks._on_prerun(task_id="none", task=task)
+    hooks._on_postrun(task_id="none", task=task, state=states.SUCCESS)
+    assert [(e.exec_id, e.attempt, e.worker) for e in sink.events] == [
+        ("tid:3", 3, "celery@a"),
+        ("none", 1, None),
+    ]

@@ -263,3 +263,61 @@ def test_a_lean_run_carries_every_header_the_integration_stamps() -> None:
 
     headers = {_runs.HEADER_BEAT_ENTRY, _runs.HEADER_JOB_ID, _runs.HEADER_SCHEDULED_FOR}
     assert headers <= set(_runs.LeanRun.__slots__)
+
+
+@pytest.mark.parametrize(
+    ("wall_ns", "duration_ns"),
+    [
+        (1_767_225_600_000_000_000, 0),
+        (1_767_225_600_123_456_789, 1),
+        (1_767_225_600_123_456_789, 499),
+        (1_767_225_600_123_456_789, 500),
+        (1_767_225_600_999_999_999, 1_000),  # ends in the next second
+        (1_767_225_600_999_000_000, 999_999),
+        (1_767_225_600_500_000_000, 123_456_789),
+        (1_767_225_659_999_999_000, 60_000_000_000),  # a minute, across minutes
+        (1_767_225_600_000_001_000, 86_400_000_000_000 * 12),  # 12 days: repr's own text
+    ],
+)
+def test_wire_json_writes_times_and_duration_as_the_event_does(
+    wall_ns: int, duration_ns: int
+) -> None:
+    from chronos_core._events import duration_ms, wire_timestamp
+
+    run = _run()
+    run.finish()
+    run._wall_ns = wall_ns
+    run._duration_ns = duration_ns
+    text = run.wire_json().decode()
+    wire = json.loads(text)
+    assert wire == json.loads(json.dumps(run.event().to_wire()))
+    # Byte for byte what `duration_ms` and `wire_timestamp` write.
+    started = wall_ns // 1_000
+    assert f'"durationMs":{duration_ms(duration_ns)!r},' in text
+    assert f'"startedAt":"{wire_timestamp(started)}",' in text
+    assert f'"finishedAt":"{wire_timestamp(started + duration_ns // 1_000)}",' in text
+
+
+def test_wire_json_reads_a_celery_request_as_getattr_would() -> None:
+    from celery.app.task import Context
+
+    fields = {
+        "retries": 1,
+        "delivery_info": {"routing_key": "q1"},
+        "hostname": "celery@a",
+        "chronos_job_id": "beat-job",
+    }
+    context_run = _run(request=Context(fields))  # type: ignore[arg-type]
+    plain_run = _run(request=_request(**fields))
+    bare_run = _run(request=Context())  # type: ignore[arg-type]
+    for run in (context_run, plain_run, bare_run):
+        run.finish()
+        run._wall_ns, run._duration_ns = 1_767_225_600_000_000_000, 1_000_000
+    assert context_run.wire() == plain_run.wire()
+    assert (context_run.attempt, context_run.job_id, context_run.queue) == (2, "beat-job", "q1")
+    assert (bare_run.attempt, bare_run.job_id, bare_run.queue, bare_run.worker) == (
+        1,
+        "t.add",
+        None,
+        None,
+    )
