@@ -51,7 +51,7 @@ import time
 from collections import deque
 from typing import Any
 
-from chronos_integrations.rq._channel import decode_frames, encode_frame
+from chronos_integrations.rq._channel import PIPE_BUF, decode_frames, encode_frame
 
 __all__ = ["RelayError", "RelayLink", "main"]
 
@@ -157,8 +157,27 @@ class RelayLink:
         return self._send(encode_frame(("run", facts, trace_id, report)))
 
     def register_cron(self, entries: list[Any]) -> None:
-        """Hand the RQ cron jobs found in Redis to the relay, which registers them."""
-        self._send(encode_frame(("cron", entries)))
+        """Hand the RQ cron jobs found in Redis to the relay, which registers them.
+
+        From the cron registration thread, while a horse may be writing to the same pipe:
+        in frames of at most `PIPE_BUF` bytes, which no other write can split."""
+        batch: list[Any] = []
+        for entry in entries:
+            if len(encode_frame(("cron", [entry]))) > PIPE_BUF:
+                logger.warning("chronos: RQ cron job %r is too large to register", entry[0])
+                continue
+            if len(encode_frame(("cron", [*batch, entry]))) > PIPE_BUF:
+                self._send(encode_frame(("cron", batch)))
+                batch = []
+            batch.append(entry)
+        if batch:
+            self._send(encode_frame(("cron", batch)))
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing waits to be written: only then may a horse write to the relay
+        itself (a frame of its own in the middle of one half written would corrupt both)."""
+        return not self._pending
 
     def flush(self, timeout: float | None = None) -> bool:
         """Hand over what waits and have the relay send everything it holds; True once it

@@ -284,9 +284,10 @@ class ChronosWorkerMixin:
         )
         plan.state = state
         link = self._chronos_link
-        if link is not None:
+        if link is not None and link.idle:
             # The horse sends its report to the relay itself (`horse_send`), with the trace
-            # of the context it was forked in, read here.
+            # of the context it was forked in, read here. (Not while a frame of the worker's
+            # waits, half written: the horse's would land in its middle.)
             plan.relay = link.fd
             plan.relayed = (plan.facts(), plan.trace_of(None))
         return plan
