@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -116,6 +118,30 @@ _MILLIS = tuple(f".{n:03d}Z" for n in range(1_000))
 _FRACTIONS = tuple(repr(n / 1_000)[1:] for n in range(1_000))
 
 
+# OpenTelemetry's context module, its runtime context and the ContextVar that one keeps the
+# current context in, once found (see `_trace_id`).
+_otel_context: tuple[Any, Any, ContextVar[Any]] | None = None
+
+
+def _trace_id() -> str | None:
+    """`current_trace_id()`; and, once `opentelemetry.context` is loaded with its default
+    runtime context (a ContextVar), that ContextVar, kept in `_otel_context`: a run started
+    with OpenTelemetry's context empty then reads it in one call rather than three
+    (`get_current()` is that variable's `get()`, through two Python calls). The runtime
+    context is checked to be the same one at each read."""
+    global _otel_context
+    if _otel_context is None:
+        module = sys.modules.get("opentelemetry.context")
+        if module is not None:
+            runtime = getattr(module, "_RUNTIME_CONTEXT", None)
+            var = getattr(runtime, "_current_context", None)
+            if type(runtime).__name__ == "ContextVarsRuntimeContext" and isinstance(
+                var, ContextVar
+            ):
+                _otel_context = (module, runtime, var)
+    return current_trace_id()
+
+
 def _stamp_of(second: int) -> tuple[int, str]:
     global _stamp
     _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
@@ -212,7 +238,13 @@ class LeanRun:
         self._metadata = (
             factory._metadata(request, args, kwargs) if factory.capture_args else _UNSET
         )
-        self.trace_id = current_trace_id()
+        # `current_trace_id()`: with OpenTelemetry's context empty (nothing traced), the
+        # usual answer, read from the ContextVar that holds it (see `_trace_id`).
+        otel = _otel_context
+        if otel is not None and otel[0]._RUNTIME_CONTEXT is otel[1] and not otel[2].get():
+            self.trace_id = None
+        else:
+            self.trace_id = _trace_id()
         self._finished = False
         self._duration_ns = 0
         self._wall_ns = _time_ns()
