@@ -26,16 +26,18 @@ runs from the end of the first job, a warm-up, to the end of the last, and holds
 of dequeue, fork, wait and RQ's bookkeeping; worker start and stop (RQ's birth and death, the
 cron registration thread `ChronosWorker` starts) are left out.
 
-The Chronos worker reports to a `BatchExporter` with its default settings (a batch every
-2 s, sooner when 500 events wait) and console capture on (`--no-console`: off); it sends to
-a sink in a process of its own that acknowledges everything, as a server would. So that no
-exporter work of a Chronos block spills into the next bare block, the Chronos block ends
-with `exporter.flush()` inside the timed window: the block pays for sending all its events
-and for waiting on the sink's answer, which in production overlaps the next jobs (the median
-flush time is printed; it makes the figure an upper bound of the overhead).
+The Chronos worker exports from its relay process (`--in-process`: from a `BatchExporter` in
+the worker itself), with the exporter's default settings (a batch every 2 s, sooner when 500
+events wait) and console capture on (`--no-console`: off); it sends to a sink in a process of
+its own that acknowledges everything, as a server would. So that no exporter work of a
+Chronos block spills into the next bare block, the Chronos block ends with a flush inside the
+timed window (the relay's, whose answer the worker waits for): the block pays for sending all
+its events and for waiting on the sink's answer, which in production overlaps the next jobs
+(the median flush time is printed; it makes the figure an upper bound of the overhead).
 
-Per job, from the same blocks: page faults and CPU time of the work horse (RQ's `os.wait4`)
-and of the worker process (`getrusage` across the window, the exporter's thread included).
+Per job, from the same blocks: page faults and CPU time of the work horse (RQ's `os.wait4`),
+of the worker process (`getrusage` across the window, an exporter thread included), and CPU
+time of the relay (`/proc/<pid>/stat`, in clock ticks: coarse over a block).
 """
 
 from __future__ import annotations

@@ -185,7 +185,8 @@ class ChronosWorkerMixin:
     # -- parent process ----------------------------------------------------------------
 
     def work(self, *args: Any, **kwargs: Any) -> Any:
-        if self.chronos_register_cron and self._chronos() is not None:
+        # Set up (and start the relay) now, not at the first job.
+        if self._chronos() is not None and self.chronos_register_cron:
             try:
                 from chronos_integrations.rq._cron import CronRegistration
 
