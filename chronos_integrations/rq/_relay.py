@@ -53,7 +53,7 @@ from typing import Any
 
 from chronos_integrations.rq._channel import PIPE_BUF, decode_frames, encode_frame
 
-__all__ = ["RelayError", "RelayLink", "main"]
+__all__ = ["RelayError", "RelayLink", "RelayRefused", "main"]
 
 logger = logging.getLogger("chronos_integrations.rq")
 
@@ -76,7 +76,12 @@ _RELAY_MAIN = "import sys; from chronos_integrations.rq._relay import main; sys.
 
 
 class RelayError(RuntimeError):
-    """The relay could not start, or refused to (its settings are invalid, say)."""
+    """The relay could not start, or refused to."""
+
+
+class RelayRefused(RelayError):
+    """The relay started and refused to relay: its settings (the worker's environment) are
+    invalid, or Chronos is disabled."""
 
 
 class RelayLink:
@@ -322,11 +327,15 @@ def _spawn(timeout: float) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
             fcntl.fcntl(process.stdin.fileno(), _F_SETPIPE_SZ, RELAY_PIPE_SIZE)
         line, _ = _read_line(process.stdout.fileno(), timeout)
         if not line:
-            raise RelayError(f"the relay process ended without answering ({process.poll()})")
+            try:
+                code: int | None = process.wait(1)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise RelayError(f"the relay process ended without answering ({code})")
         hello = json.loads(line)
         if not isinstance(hello, dict) or "error" in hello:
             error = hello.get("error") if isinstance(hello, dict) else hello
-            raise RelayError(str(error))
+            raise RelayRefused(str(error))
     except BaseException:
         process.kill()
         process.wait()

@@ -69,7 +69,7 @@ from chronos_integrations.rq._channel import (
     report_size,
     to_wire,
 )
-from chronos_integrations.rq._relay import RelayLink
+from chronos_integrations.rq._relay import RelayLink, RelayRefused
 
 if TYPE_CHECKING:
     from chronos_core import EventSink
@@ -143,8 +143,9 @@ class ChronosWorkerMixin:
             return self._chronos_setup
         try:
             console = self.chronos_capture_console
-            if self._chronos_uses_relay():
-                link = self._chronos_link = RelayLink.start()
+            link = self._chronos_start_relay() if self._chronos_uses_relay() else None
+            if link is not None:
+                self._chronos_link = link
                 if console is None:
                     console = link.capture_console
                 limit = link.max_log_bytes
@@ -168,6 +169,17 @@ class ChronosWorkerMixin:
             self._chronos_disabled = True
             logger.warning("chronos: RQ jobs will not be reported: %s", error)
         return self._chronos_setup
+
+    def _chronos_start_relay(self) -> RelayLink | None:
+        """The relay, started; None (logged) if it could not run, to export from here instead.
+        A relay that refused (no API key, Chronos disabled) raises: this process would too."""
+        try:
+            return RelayLink.start()
+        except RelayRefused:
+            raise
+        except Exception as error:
+            logger.warning("chronos: no relay process (%s); exporting from the worker", error)
+            return None
 
     def _chronos_uses_relay(self) -> bool:
         """Whether this worker exports from a relay process: a forking worker, with no

@@ -150,3 +150,25 @@ def test_exporter_settings_choose_console_capture(redis: Redis, queue_name: str)
         assert setup[1] is True
     finally:
         exporter.shutdown(0.1)
+
+
+def test_a_relay_that_cannot_run_leaves_the_worker_exporting_itself(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chronos_core import _default
+    from chronos_integrations.rq import ChronosWorker, _relay
+
+    monkeypatch.setattr(_default, "_default", None)  # nothing configured in code
+    monkeypatch.setenv("CHRONOS_API_KEY", "k")
+    monkeypatch.setenv("CHRONOS_API_URL", "http://127.0.0.1:9")
+    # A relay command that ends without answering (an interpreter that cannot start, say).
+    monkeypatch.setattr(_relay, "_RELAY_MAIN", "import sys; sys.exit(3)")
+    worker = ChronosWorker([Queue("relay-fallback", connection=redis)], connection=redis)
+    setup = worker._chronos()
+    assert setup is not None
+    try:
+        assert worker._chronos_link is None
+        assert isinstance(setup[0], BatchExporter)
+        assert "no relay process (the relay process ended without answering (3))" in caplog.text
+    finally:
+        setup[0].shutdown(0.1)
