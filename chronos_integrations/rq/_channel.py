@@ -172,7 +172,7 @@ class HorseChannel:
                     break
                 chunks.append(chunk)
         except BlockingIOError:
-            pass
+            pass  # nothing more now (a grandchild of a horse may still hold the writing end)
         except OSError:
             logger.debug("chronos: could not read from the work horse", exc_info=True)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -208,22 +208,12 @@ class HorseChannel:
 
     def receive_bytes(self) -> bytes:
         """In the parent, after the horse exited: everything it wrote. Closes the pipe."""
-        chunks: list[bytes] = []
         try:
-            while True:
-                chunk = os.read(self._reader, self.capacity)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except BlockingIOError:
-            pass  # a grandchild of the horse still holds the writing end: take what is there
-        except OSError:
-            logger.debug("chronos: could not read from the work horse", exc_info=True)
+            return self.drain()
         finally:
             reader, self._reader = self._reader, -1
             with contextlib.suppress(OSError):
                 os.close(reader)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def close(self) -> None:
         """Close both ends (the parent, when there is nothing to collect)."""

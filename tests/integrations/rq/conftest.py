@@ -32,6 +32,27 @@ def queue_name() -> str:
     return f"chronos-test-{uuid.uuid4().hex[:8]}"
 
 
+def worker_env(server: ThreadedServer, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker subprocess reporting to `server`."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CHRONOS_API_KEY": server.api_key,
+        "CHRONOS_API_URL": server.url,
+        "CHRONOS_FLUSH_INTERVAL": "0.1",
+        "CHRONOS_CAPTURE_CONSOLE": "true",
+        **(extra_env or {}),
+    }
+
+
+def worker_command(
+    queue: str, worker_class: str = "chronos_integrations.rq.ChronosWorker", *, burst: bool
+) -> list[str]:
+    command = [sys.executable, "-m", "rq.cli", "worker", *(["--burst"] if burst else [])]
+    command += ["--url", REDIS_URL, "-w", worker_class, "--name", f"worker-{queue}", queue]
+    return command
+
+
 def run_worker(
     server: ThreadedServer,
     queue: str,
@@ -41,29 +62,25 @@ def run_worker(
     timeout: float = 90,
 ) -> subprocess.CompletedProcess[str]:
     """`rq worker --burst` in a subprocess: forks a work horse per job, exits when done."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CHRONOS_API_KEY": server.api_key,
-        "CHRONOS_API_URL": server.url,
-        "CHRONOS_FLUSH_INTERVAL": "0.1",
-        "CHRONOS_CAPTURE_CONSOLE": "true",
-        **(extra_env or {}),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "rq.cli",
-        "worker",
-        "--burst",
-        "--url",
-        REDIS_URL,
-        "-w",
-        worker_class,
-        "--name",
-        f"worker-{queue}",
-        queue,
-    ]
     return subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        worker_command(queue, worker_class, burst=True),
+        cwd=ROOT,
+        env=worker_env(server, extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_worker(
+    server: ThreadedServer, queue: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`rq worker` (not burst) in a subprocess, its stderr piped; the caller stops it."""
+    return subprocess.Popen(
+        worker_command(queue, burst=False),
+        cwd=ROOT,
+        env=worker_env(server, extra_env),
+        stderr=subprocess.PIPE,
+        text=True,
     )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from rq.job import JobStatus
 
 from chronos_core import ExecutionStatus, Source
 from chronos_integrations.rq._relay import RESTART_INTERVAL
-from tests.integrations.rq.conftest import REDIS_URL, ROOT, run_worker
+from tests.integrations.rq.conftest import run_worker, start_worker
 from tests.support.live_server import ThreadedServer
 
 JOBS = "tests.integrations.rq.jobs"
@@ -229,18 +227,10 @@ def test_the_relay_delivers_and_ends_when_its_worker_is_killed(
 ) -> None:
     # A worker killed with SIGKILL cannot stop its relay: the relay sees the end of its
     # input, sends what it holds, and exits.
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CHRONOS_API_KEY": live_server.api_key,
-        "CHRONOS_API_URL": live_server.url,
-        "CHRONOS_FLUSH_INTERVAL": "30",  # nothing goes out before the relay's input ends
-    }
     queue = Queue(queue_name, connection=redis)
     queue.enqueue(f"{JOBS}.add", 1, 2)
-    command = [sys.executable, "-m", "rq.cli", "worker", "--url", REDIS_URL, "-w"]
-    command += ["chronos_integrations.rq.ChronosWorker", queue_name]
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    # Nothing goes out before the relay's input ends.
+    worker = start_worker(live_server, queue_name, {"CHRONOS_FLUSH_INTERVAL": "30"})
     try:
         deadline = time.monotonic() + 30
         while redis.llen(f"rq:queue:{queue_name}") or not redis.keys("rq:results:*"):
@@ -265,18 +255,8 @@ def test_a_relay_that_ended_is_replaced(
 ) -> None:
     # The OOM killer or a crash ends the relay: the worker starts another at its next run
     # (at most once per RESTART_INTERVAL after the last start), and runs keep arriving.
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CHRONOS_API_KEY": live_server.api_key,
-        "CHRONOS_API_URL": live_server.url,
-        "CHRONOS_FLUSH_INTERVAL": "0.1",
-        "CHRONOS_CAPTURE_CONSOLE": "true",
-    }
     queue = Queue(queue_name, connection=redis)
-    command = [sys.executable, "-m", "rq.cli", "worker", "--url", REDIS_URL, "-w"]
-    command += ["chronos_integrations.rq.ChronosWorker", queue_name]
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    worker = start_worker(live_server, queue_name)
     try:
         queue.enqueue(f"{JOBS}.add", 1, 2)
         live_server.wait_for_executions(f"{JOBS}.add", 1)
