@@ -129,32 +129,6 @@ class HorseChannel:
     # Plain try/except rather than contextlib.suppress in what the horse runs: that is three
     # more Python functions for every horse to touch.
 
-    def send(self, items: list[Any]) -> list[Any]:
-        """Write items to the parent; returns those that did not fit, for the caller to
-        deliver itself. Never blocks: the parent reads only after the horse has exited."""
-        if not items:
-            return []
-        frames = [encode_frame(item) for item in items]
-        payload = b"".join(frames) if len(frames) > 1 else frames[0]
-        if len(payload) > self.capacity:
-            fitting: list[Any] = []
-            size = 0
-            for item, frame in zip(items, frames, strict=True):
-                size += len(frame)
-                if size > self.capacity:
-                    break
-                fitting.append(item)
-            rest = items[len(fitting) :]
-            return self.send(fitting) + rest if fitting else rest
-        try:
-            written = os.write(self._writer, payload)
-        except OSError:
-            logger.debug("chronos: could not write to the parent worker", exc_info=True)
-            return items
-        if written != len(payload):  # cannot happen on an empty pipe of this size
-            logger.warning("chronos: partial write to the parent worker; reports may be lost")
-        return []
-
     @property
     def writer(self) -> int:
         """The writing end's descriptor (-1 once closed)."""
@@ -177,14 +151,10 @@ class HorseChannel:
             logger.debug("chronos: could not read from the work horse", exc_info=True)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def send_one(self, item: Any) -> bool:
-        """`send([item])` for the horse's one report, with fewer calls; False if it did not
-        fit or could not be written, for the caller to deliver itself."""
-        try:
-            frame = encode_frame(item)
-        except ValueError:  # not plain values after all: the caller sends it another way
-            logger.debug("chronos: a report the pipe cannot carry", exc_info=True)
-            return False
+    def send_frame(self, frame: bytes) -> bool:
+        """In a horse: one frame (`encode_frame`) to the parent; False if it does not fit or
+        could not be written, for the caller to deliver itself. Never blocks: the pipe is
+        empty when a horse starts, and the parent reads once it has exited."""
         if len(frame) > self.capacity:
             return False
         try:
@@ -399,13 +369,7 @@ def horse_send(plan: HorsePlan, report: Any) -> bool:
                 if plan.state is not None:
                     plan.state[0] = RELAYED
                 return True
-    channel = plan.channel
-    if len(inner) > channel.capacity:
-        return False
-    try:
-        os.write(channel.writer, inner)
-    except OSError:
-        logger.debug("chronos: could not write to the parent worker", exc_info=True)
+    if not plan.channel.send_frame(inner):
         return False
     if plan.state is not None:
         plan.state[0] = IN_PIPE

@@ -54,7 +54,7 @@ def test_a_report_crosses_the_pipe_and_makes_the_same_event() -> None:
     assert finished.error_stack
     assert finished.code_snippet
     channel = HorseChannel()
-    assert channel.send([to_wire(dict(fields))]) == []
+    assert channel.send_frame(encode_frame(to_wire(dict(fields))))
     channel.close_writer()
     payload = channel.receive_bytes()
     event = HorseReport(plan, payload).event()
@@ -77,7 +77,7 @@ def test_a_plain_success_crosses_as_a_tuple_of_numbers() -> None:
     plan = _plan(channel)
     wall = 1_764_000_000_123_456_789  # ns
     plan.outcome = (wall, 2_500_000, 4242, None)  # 2.5 ms
-    assert channel.send_one(plan.report())
+    assert channel.send_frame(encode_frame(plan.report()))
     channel.close_writer()
     event = HorseReport(plan, channel.receive_bytes()).event()
     assert event.status is ExecutionStatus.SUCCESS
@@ -94,7 +94,7 @@ def test_a_truncated_frame_is_dropped_and_the_rest_kept() -> None:
     _, fields, _ = _failed_run()
     wire = to_wire(dict(fields))
     channel = HorseChannel()
-    assert channel.send([wire]) == []
+    assert channel.send_frame(encode_frame(wire))
     os.write(channel._writer, b"\x00\x00\x10\x00partial")
     channel.close_writer()
     assert channel.receive() == [wire]
@@ -120,7 +120,7 @@ def test_a_report_at_every_limit_fits_the_pipe_opened_for_it() -> None:
     assert len(encode_frame(fields)) <= report_size(limit)
     channel = HorseChannel(report_size(limit))
     assert channel.capacity >= report_size(limit), "the default limit needs no larger pipe"
-    assert channel.send_one(fields)
+    assert channel.send_frame(encode_frame(fields))
     channel.close_writer()
     assert channel.receive() == [fields]
 
