@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 __all__ = ["current_trace_id"]
@@ -18,6 +19,21 @@ _OTEL_TRACE_MODULE = "opentelemetry.trace"
 _OTEL_CONTEXT_MODULE = "opentelemetry.context"
 
 logger = logging.getLogger("chronos_core.tracing")
+
+# OpenTelemetry's context module, its runtime context and the ContextVar that one keeps the
+# current context in, once found: an empty context (nothing traced, the usual case) is then
+# read in one call, where `get_current()` is that variable's `get()` through two Python
+# calls. Callers on a hot path may read the variable themselves, as `current_trace_id` does
+# (the runtime context checked to be the same one at each read).
+otel_context: tuple[Any, Any, ContextVar[Any]] | None = None
+
+
+def _find_otel_context(module: Any) -> None:
+    global otel_context
+    runtime = getattr(module, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime).__name__ == "ContextVarsRuntimeContext" and isinstance(var, ContextVar):
+        otel_context = (module, runtime, var)
 
 
 def current_trace_id() -> str | None:
@@ -28,11 +44,16 @@ def current_trace_id() -> str | None:
     case in a process that imports OpenTelemetry without tracing (redis-py 8 imports it), is
     answered without looking for a span: two calls instead of five.
     """
+    otel = otel_context
+    if otel is not None and otel[0]._RUNTIME_CONTEXT is otel[1] and not otel[2].get():
+        return None
     trace: Any = sys.modules.get(_OTEL_TRACE_MODULE)
     if trace is None:
         return None
     context_module: Any = sys.modules.get(_OTEL_CONTEXT_MODULE)
     if context_module is not None:
+        if otel is None:
+            _find_otel_context(context_module)
         try:
             if not context_module.get_current():
                 return None

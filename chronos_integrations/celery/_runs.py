@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -28,6 +26,7 @@ from chronos_core import (
     Redactor,
     RunCapture,
     Source,
+    _tracing,
     detect_app_version,
     truncate_text,
 )
@@ -116,30 +115,6 @@ _MILLIS = tuple(f".{n:03d}Z" for n in range(1_000))
 # What `repr` writes after the integer part of a whole number of microseconds in
 # milliseconds, for each microsecond within the millisecond: ".0", ".001", ..., ".5", ".999".
 _FRACTIONS = tuple(repr(n / 1_000)[1:] for n in range(1_000))
-
-
-# OpenTelemetry's context module, its runtime context and the ContextVar that one keeps the
-# current context in, once found (see `_trace_id`).
-_otel_context: tuple[Any, Any, ContextVar[Any]] | None = None
-
-
-def _trace_id() -> str | None:
-    """`current_trace_id()`; and, once `opentelemetry.context` is loaded with its default
-    runtime context (a ContextVar), that ContextVar, kept in `_otel_context`: a run started
-    with OpenTelemetry's context empty then reads it in one call rather than three
-    (`get_current()` is that variable's `get()`, through two Python calls). The runtime
-    context is checked to be the same one at each read."""
-    global _otel_context
-    if _otel_context is None:
-        module = sys.modules.get("opentelemetry.context")
-        if module is not None:
-            runtime = getattr(module, "_RUNTIME_CONTEXT", None)
-            var = getattr(runtime, "_current_context", None)
-            if type(runtime).__name__ == "ContextVarsRuntimeContext" and isinstance(
-                var, ContextVar
-            ):
-                _otel_context = (module, runtime, var)
-    return current_trace_id()
 
 
 def _stamp_of(second: int) -> tuple[int, str]:
@@ -238,13 +213,13 @@ class LeanRun:
         self._metadata = (
             factory._metadata(request, args, kwargs) if factory.capture_args else _UNSET
         )
-        # `current_trace_id()`: with OpenTelemetry's context empty (nothing traced), the
-        # usual answer, read from the ContextVar that holds it (see `_trace_id`).
-        otel = _otel_context
+        # `current_trace_id()`, its usual answer inlined: with OpenTelemetry's context empty
+        # (nothing traced), None, read from the ContextVar that holds it (`_tracing`).
+        otel = _tracing.otel_context
         if otel is not None and otel[0]._RUNTIME_CONTEXT is otel[1] and not otel[2].get():
             self.trace_id = None
         else:
-            self.trace_id = _trace_id()
+            self.trace_id = current_trace_id()
         self._finished = False
         self._duration_ns = 0
         self._wall_ns = _time_ns()

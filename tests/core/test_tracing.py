@@ -71,3 +71,27 @@ def test_a_context_with_other_values_but_no_span_has_no_trace_id() -> None:
         assert current_trace_id() is None
     finally:
         context.detach(token)
+
+
+def test_an_empty_context_is_read_from_opentelemetrys_context_variable(
+    provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import context
+
+    from chronos_core import _tracing
+
+    assert current_trace_id() is None
+    assert _tracing.otel_context is not None
+    # The fast path answers an empty context without asking OpenTelemetry...
+    calls: list[int] = []
+    original = context.get_current
+    monkeypatch.setattr(context, "get_current", lambda: calls.append(1) or original())
+    assert current_trace_id() is None
+    assert calls == []
+    # ...and a span in the context still takes the full lookup.
+    with provider.get_tracer("tests").start_as_current_span("job") as span:
+        assert current_trace_id() == format(span.get_span_context().trace_id, "032x")
+    # A runtime context replaced since (another OpenTelemetry setup) is not trusted.
+    monkeypatch.setattr(context, "_RUNTIME_CONTEXT", object())
+    assert current_trace_id() is None
+    assert calls, "the replaced runtime context was asked through get_current()"

@@ -327,11 +327,11 @@ def test_a_lean_run_carries_the_trace_id_of_the_span_it_starts_in() -> None:
     from opentelemetry import context, trace
     from opentelemetry.sdk.trace import TracerProvider
 
-    from chronos_integrations.celery import _runs
+    from chronos_core import _tracing
 
     tracer = TracerProvider().get_tracer("tests")
     assert _run().trace_id is None  # finds OpenTelemetry's context variable
-    assert _runs._otel_context is not None
+    assert _tracing.otel_context is not None
     with tracer.start_as_current_span("task") as span:
         traced = _run()
     assert traced.trace_id == format(span.get_span_context().trace_id, "032x")
