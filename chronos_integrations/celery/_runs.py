@@ -525,11 +525,21 @@ class RunFactory:
         self.job_version = job_version[:MAX_VERSION_LENGTH] if job_version else None
         # Runs that need nothing while the task runs are `LeanRun`s (see there).
         self.lean = not capture_console and not emit_running
-        # The worker's node name, set when the worker is ready (see `_worker`).
-        self.worker_name: str | None = None
         # The JSON of the fields a lean run shares with every run of its task on this worker:
         # see `wire_tail`.
         self._wire_tails: dict[tuple[Any, ...], bytes | None] = {}
+        self._worker_name: str | None = None
+
+    @property
+    def worker_name(self) -> str | None:
+        """The worker's node name, set when the worker is ready (see `_worker`)."""
+        return self._worker_name
+
+    @worker_name.setter
+    def worker_name(self, name: str | None) -> None:
+        # The shared JSON of runs made before holds the request's host name as the worker.
+        self._worker_name = name
+        self._wire_tails = {}
 
     def shared_wire(self, job_id: str, queue: str | None, worker: str | None) -> dict[str, Any]:
         """The wire fields of a successful lean run that all runs of its task on a worker

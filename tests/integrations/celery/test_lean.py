@@ -349,3 +349,23 @@ def test_a_lean_run_carries_the_trace_id_of_the_span_it_starts_in() -> None:
     finally:
         context.detach(token)
     assert _run().trace_id is None
+
+
+def test_runs_after_the_worker_is_named_carry_its_name() -> None:
+    # The JSON a task's runs share is kept per task; runs made before the worker's name was
+    # known (the request's host name stands in) must not lend it to the runs after.
+    factory = _factory()
+    task = type("Task", (), {"name": "t.add"})()  # hashable, as Celery's tasks are: kept
+
+    def run() -> LeanRun:
+        made = LeanRun(factory, task, "0b5c-task-id", _request(hostname="celery@host"), None, None)
+        made.finish()
+        return made
+
+    before = run()
+    assert json.loads(before.wire_json())["worker"] == "celery@host"
+    assert factory._wire_tails, "the shared JSON is kept"
+    factory.worker_name = "celery@node"
+    after = run()
+    assert json.loads(after.wire_json())["worker"] == "celery@node"
+    assert json.loads(after.wire_json()) == after.wire()
