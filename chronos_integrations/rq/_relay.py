@@ -209,8 +209,11 @@ class RelayLink:
                     return False
                 if not line:
                     return False
-                answer = json.loads(line)
-                if answer.get("token") == token:
+                try:
+                    answer = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(answer, dict) and answer.get("token") == token:
                     self.stats = answer.get("stats") or {}
                     return bool(answer.get("flushed"))
 
@@ -371,7 +374,8 @@ def main() -> int:
     """The relay: read frames from stdin, hand them to the shared exporter, flush at the end."""
     logging.basicConfig(level=logging.WARNING, format="chronos relay: %(levelname)s %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = sys.stdout
+    # Stdout carries the answers to the worker: anything else printed goes to stderr.
+    out, sys.stdout = sys.stdout, sys.stderr
     try:
         from chronos_core import detect_app_version, get_exporter
 
