@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chronos_core._limits import MAX_METADATA_BYTES
 
@@ -105,17 +105,3 @@ def duration_ms(duration_ns: int) -> float:
 def clip(value: str | None, limit: int) -> str | None:
     """`value` cut to `limit` characters; None for None or empty."""
     return str(value)[:limit] if value else None
-
-
-# `trusted_event` lives in `_trusted` (it needs the models) and is still found here, on
-# first use; type checkers see an ordinary import.
-if TYPE_CHECKING:
-    from chronos_core._trusted import trusted_event as trusted_event
-else:
-
-    def __getattr__(name: str) -> Any:
-        if name == "trusted_event":
-            from chronos_core._trusted import trusted_event
-
-            return trusted_event
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

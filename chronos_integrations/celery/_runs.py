@@ -31,13 +31,7 @@ from chronos_core import (
     truncate_text,
 )
 from chronos_core._capture import _hostname
-from chronos_core._events import (
-    clean_metadata,
-    duration_ms,
-    trusted_event,
-    utc_from_ns,
-    wire_timestamp,
-)
+from chronos_core._events import clean_metadata, duration_ms, utc_from_ns, wire_timestamp
 from chronos_core._models import (
     MAX_ID_LENGTH,
     MAX_SHORT_TEXT,
@@ -46,6 +40,7 @@ from chronos_core._models import (
     parse_timestamp,
 )
 from chronos_core._tracing import current_trace_id
+from chronos_core._trusted import trusted_event
 
 __all__ = [
     "HEADER_BEAT_ENTRY",

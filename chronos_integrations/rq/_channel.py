@@ -176,15 +176,6 @@ class HorseChannel:
 
     # -- the parent --------------------------------------------------------------------
 
-    def receive_bytes(self) -> bytes:
-        """In the parent, after the horse exited: everything it wrote. Closes the pipe."""
-        try:
-            return self.drain()
-        finally:
-            reader, self._reader = self._reader, -1
-            with contextlib.suppress(OSError):
-                os.close(reader)
-
     def close(self) -> None:
         """Close both ends (the parent, when there is nothing to collect)."""
         self.close_writer()
@@ -192,10 +183,6 @@ class HorseChannel:
         if reader >= 0:
             with contextlib.suppress(OSError):
                 os.close(reader)
-
-    def receive(self) -> list[Any]:
-        """In the parent, after the horse exited: every item it wrote. Closes the pipe."""
-        return decode_frames(self.receive_bytes())
 
 
 class HorsePlan:

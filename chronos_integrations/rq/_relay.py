@@ -41,6 +41,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import marshal
 import os
 import select
 import signal
@@ -166,15 +167,21 @@ class RelayLink:
 
         From the cron registration thread, while a horse may be writing to the same pipe:
         in frames of at most `PIPE_BUF` bytes, which no other write can split."""
+        # A frame's size is its empty batch's plus each entry's `marshal` (version 2 writes a
+        # list as a count and its items, nothing shared): measured once per entry.
+        empty = len(encode_frame(("cron", [])))
         batch: list[Any] = []
+        size = empty
         for entry in entries:
-            if len(encode_frame(("cron", [entry]))) > PIPE_BUF:
+            entry_size = len(marshal.dumps(entry, 2))
+            if empty + entry_size > PIPE_BUF:
                 logger.warning("chronos: RQ cron job %r is too large to register", entry[0])
                 continue
-            if len(encode_frame(("cron", [*batch, entry]))) > PIPE_BUF:
+            if size + entry_size > PIPE_BUF:
                 self._send(encode_frame(("cron", batch)))
-                batch = []
+                batch, size = [], empty
             batch.append(entry)
+            size += entry_size
         if batch:
             self._send(encode_frame(("cron", batch)))
 

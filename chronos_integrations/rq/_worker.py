@@ -42,12 +42,12 @@ from collections.abc import Callable
 # forked horse would otherwise look them up (and write to the objects involved) on every job.
 from contextvars import copy_context
 from datetime import UTC, datetime
-from importlib import import_module
 from os import getpid
 from time import perf_counter_ns, time_ns
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rq import Retry
+from rq import worker as rq_worker
 from rq.timeouts import JobTimeoutException
 from rq.worker import SimpleWorker
 
@@ -87,6 +87,11 @@ ATTEMPT_META_KEY = "chronos_attempt"
 # How often (in forks) the worker collects its garbage in full: see `fork_work_horse`.
 FULL_COLLECTION_EVERY = 1_000
 SUCCESS = ExecutionStatus.SUCCESS
+# Workers whose jobs run in the worker's own process, or in a fresh interpreter that reports
+# for itself (`SpawnWorker`, RQ 2.2+): they export from their own process, with no relay.
+_IN_PROCESS_WORKERS: tuple[type, ...] = tuple(
+    cls for cls in (SimpleWorker, getattr(rq_worker, "SpawnWorker", None)) if cls is not None
+)
 
 
 def _is_timeout(error: BaseException) -> bool:
@@ -186,10 +191,7 @@ class ChronosWorkerMixin:
         exporter of its own, in a process whose code has not configured the shared one."""
         if not self.chronos_relay or self.chronos_exporter is not None:
             return False
-        if isinstance(self, SimpleWorker) or type(self).__name__ == "SpawnWorker":
-            return False
-        spawn = getattr(import_module("rq.worker"), "SpawnWorker", None)
-        if spawn is not None and isinstance(self, spawn):
+        if isinstance(self, _IN_PROCESS_WORKERS):
             return False
         default = sys.modules.get("chronos_core._default")
         return getattr(default, "_default", None) is None
@@ -297,12 +299,14 @@ class ChronosWorkerMixin:
         )
         plan.state = state
         link = self._chronos_link
-        if link is not None and link.idle:
-            # The horse sends its report to the relay itself (`horse_send`), with the trace
-            # of the context it was forked in, read here. (Not while a frame of the worker's
-            # waits, half written: the horse's would land in its middle.)
-            plan.relay = link.fd
+        if link is not None:
+            # The run's facts and the trace of the context the horse is forked in, read here:
+            # the horse sends its report to the relay with them (`horse_send`), or the parent
+            # forwards it. The horse writes to the relay itself only while no frame of the
+            # worker's waits half written (the horse's would land in its middle).
             plan.relayed = (plan.facts(), plan.trace_of(None))
+            if link.idle:
+                plan.relay = link.fd
         return plan
 
     def monitor_work_horse(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
@@ -336,7 +340,8 @@ class ChronosWorkerMixin:
             payload = plan.channel.drain()
             if payload and state == IN_PIPE:
                 link = self._chronos_link
-                if link is not None and plan.relayed is not None:
+                if link is not None:
+                    assert plan.relayed is not None  # set with the link (`_chronos_plan_for`)
                     facts, trace_id = plan.relayed
                     link.send_run(facts, trace_id, payload)
                     return

@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from chronos_core._capture import capture
 from chronos_core._tracing import current_trace_id
 from tests.core.conftest import ListSink
+from tests.support.otel import span_context_attached
 
 
 @pytest.fixture
@@ -47,19 +48,8 @@ def test_captured_run_carries_the_trace_id(provider: TracerProvider, sink: ListS
 
 
 def test_a_span_context_attached_by_hand_is_found_without_a_tracer() -> None:
-    from opentelemetry import context, trace
-
-    span_context = trace.SpanContext(
-        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
-        span_id=0x00F067AA0BA902B7,
-        is_remote=True,
-        trace_flags=trace.TraceFlags(1),
-    )
-    token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(span_context)))
-    try:
-        assert current_trace_id() == "0af7651916cd43dd8448eb211c80319c"
-    finally:
-        context.detach(token)
+    with span_context_attached() as trace_id:
+        assert current_trace_id() == trace_id == "0af7651916cd43dd8448eb211c80319c"
     assert current_trace_id() is None
 
 

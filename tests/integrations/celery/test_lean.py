@@ -13,6 +13,7 @@ import pytest
 from chronos_core import ExecutionEvent, ExecutionStatus, Source
 from chronos_integrations.celery._runs import LeanRun, RunFactory
 from tests.core.conftest import ListSink
+from tests.support.otel import span_context_attached
 
 # A plain sink (no `record_deferred`): lean runs are turned into events as they finish.
 Keep = ListSink
@@ -324,7 +325,6 @@ def test_wire_json_reads_a_celery_request_as_getattr_would() -> None:
 
 
 def test_a_lean_run_carries_the_trace_id_of_the_span_it_starts_in() -> None:
-    from opentelemetry import context, trace
     from opentelemetry.sdk.trace import TracerProvider
 
     from chronos_core import _tracing
@@ -337,17 +337,8 @@ def test_a_lean_run_carries_the_trace_id_of_the_span_it_starts_in() -> None:
     assert traced.trace_id == format(span.get_span_context().trace_id, "032x")
     assert _run().trace_id is None
     # A span context attached by hand (no tracer) is found too.
-    span_context = trace.SpanContext(
-        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
-        span_id=0x00F067AA0BA902B7,
-        is_remote=True,
-        trace_flags=trace.TraceFlags(1),
-    )
-    token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(span_context)))
-    try:
-        assert _run().trace_id == "0af7651916cd43dd8448eb211c80319c"
-    finally:
-        context.detach(token)
+    with span_context_attached() as trace_id:
+        assert _run().trace_id == trace_id
     assert _run().trace_id is None
 
 

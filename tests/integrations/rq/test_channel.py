@@ -13,6 +13,7 @@ from chronos_integrations.rq._channel import (
     HorseChannel,
     HorsePlan,
     HorseReport,
+    decode_frames,
     encode_frame,
     from_wire,
     to_wire,
@@ -56,7 +57,7 @@ def test_a_report_crosses_the_pipe_and_makes_the_same_event() -> None:
     channel = HorseChannel()
     assert channel.send_frame(encode_frame(to_wire(dict(fields))))
     channel.close_writer()
-    payload = channel.receive_bytes()
+    payload = channel.drain()
     event = HorseReport(plan, payload).event()
     assert event.status is ExecutionStatus.FAILED
     assert event.pid == os.getpid()
@@ -79,7 +80,7 @@ def test_a_plain_success_crosses_as_a_tuple_of_numbers() -> None:
     plan.outcome = (wall, 2_500_000, 4242, None)  # 2.5 ms
     assert channel.send_frame(encode_frame(plan.report()))
     channel.close_writer()
-    event = HorseReport(plan, channel.receive_bytes()).event()
+    event = HorseReport(plan, channel.drain()).event()
     assert event.status is ExecutionStatus.SUCCESS
     assert event.started_at == datetime(2025, 11, 24, 16, 0, 0, 123456, tzinfo=UTC)
     assert event.finished_at == datetime(2025, 11, 24, 16, 0, 0, 125956, tzinfo=UTC)
@@ -97,7 +98,7 @@ def test_a_truncated_frame_is_dropped_and_the_rest_kept() -> None:
     assert channel.send_frame(encode_frame(wire))
     os.write(channel._writer, b"\x00\x00\x10\x00partial")
     channel.close_writer()
-    assert channel.receive() == [wire]
+    assert decode_frames(channel.drain()) == [wire]
 
 
 def test_an_empty_report_is_an_error_for_the_exporter_to_count() -> None:
@@ -122,7 +123,7 @@ def test_a_report_at_every_limit_fits_the_pipe_opened_for_it() -> None:
     assert channel.capacity >= report_size(limit), "the default limit needs no larger pipe"
     assert channel.send_frame(encode_frame(fields))
     channel.close_writer()
-    assert channel.receive() == [fields]
+    assert decode_frames(channel.drain()) == [fields]
 
 
 def test_a_larger_limit_grows_the_pipe() -> None:
@@ -193,7 +194,7 @@ def test_a_plain_success_is_written_by_the_horse_as_the_job_returns() -> None:
     assert plan.sent
     assert plan.outcome is not None
     plan.channel.close_writer()
-    assert plan.channel.receive() == [plan.outcome]
+    assert decode_frames(plan.channel.drain()) == [plan.outcome]
 
 
 def test_a_relay_plan_carries_the_facts_and_the_workers_trace() -> None:

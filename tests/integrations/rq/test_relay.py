@@ -4,12 +4,17 @@ unread, as a stuck relay would): frames stay whole, and nothing blocks the worke
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from redis import Redis
+from rq import Queue
 
-from chronos_integrations.rq._channel import PIPE_BUF, decode_frames
+from chronos_integrations.rq import ChronosWorker
+from chronos_integrations.rq._channel import PIPE_BUF, decode_frames, horse_send, report_size
 from chronos_integrations.rq._relay import MAX_PENDING_BYTES, RelayLink
 
 
@@ -94,3 +99,35 @@ def test_a_stuck_relay_never_blocks_the_worker_and_a_half_written_frame_keeps_ho
     runs = [frame for frame in received if frame[0] == "run"]
     assert len(runs) == sent
     assert all(frame[3] == payload for frame in runs)
+
+
+def test_a_run_forked_while_the_relay_is_busy_is_forwarded_by_the_worker(
+    relay: tuple[RelayLink, PipeProcess], redis: Redis
+) -> None:
+    # A frame of the worker's waits half written, so the horse may not write to the relay:
+    # it reports through the worker's pipe, and the worker forwards the run with its facts.
+    link, process = relay
+    while link.idle:
+        link.send_run(("j",) * 9, None, b"x" * 3_000)
+    worker = ChronosWorker([Queue("q", connection=redis)], connection=redis)
+    setup = (link, False, 10_000, None)
+    worker._chronos_link, worker._chronos_setup = link, setup
+    worker._chronos_pipe_size = report_size(10_000)
+    job = SimpleNamespace(id="job-1", meta={}, func_name="jobs.add", started_at=None)
+    plan = worker._chronos_plan_for(job, Queue("q", connection=redis), setup)
+    assert plan.relay == -1
+    assert plan.relayed is not None
+    outcome = (time.time_ns(), 1_000, os.getpid(), None)
+    assert horse_send(plan, outcome)  # as the horse would, through the worker's pipe
+    worker._chronos_plan = plan
+    worker._chronos_collect(job, None)
+    received: list[Any] = []
+    while True:
+        received += process.read()
+        if link.idle:
+            break
+        link.flush(timeout=0)
+    runs = [frame for frame in received if frame[0] == "run" and frame[1][0] == "jobs.add"]
+    assert len(runs) == 1
+    assert decode_frames(runs[0][3]) == [outcome]
+    worker._chronos_channel.close()  # type: ignore[union-attr]
