@@ -68,6 +68,9 @@ RELAY_PIPE_SIZE = 1 << 20
 CLOSE_GRACE = 2.0
 # A relay that ended is replaced at its next use, at most this often (seconds).
 RESTART_INTERVAL = 10.0
+# How often the relay reads the runs waiting in its pipe (seconds); the worker wakes it at
+# once for a flush and when it closes (see `_Relay.run`).
+POLL_INTERVAL = 0.25
 _F_SETPIPE_SZ = 1031
 
 
@@ -88,7 +91,9 @@ class RelayRefused(RelayError):
 class RelayLink:
     """The worker's end of its relay: `send_run`, `register_cron`, and `close`."""
 
-    def __init__(self, process: subprocess.Popen[bytes], hello: dict[str, Any]) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], hello: dict[str, Any], wake: int = -1
+    ) -> None:
         self.hello = hello
         self.capture_console = bool(hello.get("captureConsole"))
         self.max_log_bytes = int(hello.get("maxLogBytes", 10_000))
@@ -98,7 +103,8 @@ class RelayLink:
         self.dropped = 0
         #: How many times a relay that had ended was replaced.
         self.restarts = 0
-        self._use(process)
+        self._wake = -1
+        self._use(process, wake)
         self._started = time.monotonic()
         self._pending: deque[memoryview] = deque()
         self._pending_bytes = 0
@@ -110,11 +116,21 @@ class RelayLink:
         #: The relay's exporter counts, as its last answer to `flush` gave them.
         self.stats: dict[str, Any] = {}
 
-    def _use(self, process: subprocess.Popen[bytes]) -> None:
+    def _use(self, process: subprocess.Popen[bytes], wake: int) -> None:
         assert process.stdin is not None
         self.process = process
         self._fd = process.stdin.fileno()
         os.set_blocking(self._fd, False)
+        _close(self._wake)
+        self._wake = wake
+
+    def _nudge(self) -> None:
+        """Have the relay read its pipe now rather than at its next poll."""
+        if self._wake >= 0:
+            try:  # noqa: SIM105
+                os.write(self._wake, b"!")
+            except OSError:
+                pass  # full (it is waking up anyway) or gone
 
     @property
     def fd(self) -> int:
@@ -136,7 +152,7 @@ class RelayLink:
         old = self.process
         code = old.poll()
         try:
-            process, _ = _spawn(HELLO_TIMEOUT)
+            process, _, wake = _spawn(HELLO_TIMEOUT)
         except Exception as error:
             logger.warning("chronos: the relay process ended (%s); no new one: %s", code, error)
             return False
@@ -151,7 +167,7 @@ class RelayLink:
         self._pending.clear()
         self._pending_bytes = 0
         self._answers = b""
-        self._use(process)
+        self._use(process, wake)
         self.restarts += 1
         logger.warning("chronos: the relay process ended (%s); started another", code)
         return True
@@ -205,6 +221,7 @@ class RelayLink:
             with self._lock:
                 if not self._drain(blocking_for=limit):
                     return False
+                self._nudge()
             out = self.process.stdout
             assert out is not None
             while True:
@@ -308,6 +325,8 @@ class RelayLink:
             if self.process.stdin is not None:
                 with contextlib.suppress(OSError):
                     self.process.stdin.close()
+            _close(self._wake)  # the relay wakes to read to the end of its input
+            self._wake = -1
         try:
             self.process.wait(max(0.0, deadline - time.monotonic()))
             return True
@@ -321,15 +340,31 @@ class RelayLink:
                 self.process.stdout.close()
 
 
-def _spawn(timeout: float) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """A relay process and its first answer; raises `RelayError` if it refuses or fails."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _RELAY_MAIN],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        close_fds=True,
-        start_new_session=True,
-    )
+def _close(fd: int) -> None:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _spawn(timeout: float) -> tuple[subprocess.Popen[bytes], dict[str, Any], int]:
+    """A relay process, its first answer and the writing end of its wake-up pipe; raises
+    `RelayError` if it refuses or fails."""
+    wake_reader, wake = os.pipe()
+    os.set_blocking(wake, False)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _RELAY_MAIN, str(wake_reader)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            pass_fds=(wake_reader,),
+            start_new_session=True,
+        )
+    except BaseException:
+        _close(wake)
+        raise
+    finally:
+        _close(wake_reader)
     assert process.stdin is not None
     assert process.stdout is not None
     try:
@@ -351,8 +386,9 @@ def _spawn(timeout: float) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
         process.wait()
         for stream in (process.stdin, process.stdout):
             stream.close()
+        _close(wake)
         raise
-    return process, hello
+    return process, hello, wake
 
 
 def _read_line(fd: int, timeout: float, data: bytes = b"") -> tuple[bytes, bytes]:
@@ -404,7 +440,8 @@ def main() -> int:
     out.flush()
     relay = _Relay(exporter, out)
     signal.signal(signal.SIGTERM, relay.on_term)
-    relay.run(sys.stdin.buffer.fileno())
+    wake = int(sys.argv[1]) if len(sys.argv) > 1 else -1
+    relay.run(sys.stdin.buffer.fileno(), wake)
     if not exporter.shutdown(settings.shutdown_timeout):
         logger.warning("chronos: the relay exits with events unsent")
         return 1
@@ -429,23 +466,44 @@ class _Relay:
         if self._deadline is None:
             self._deadline = time.monotonic() + self.exporter.settings.shutdown_timeout
 
-    def run(self, fd: int) -> None:
+    def run(self, fd: int, wake: int = -1) -> None:
+        """Read frames from `fd` to the end of the input.
+
+        With a wake-up pipe (`wake`), the input is read every `POLL_INTERVAL` seconds, or at
+        once when the worker writes to `wake` (a flush) or closes it (it is stopping): not
+        each time a horse writes its report. A process woken for every job is scheduled
+        for every job, often on the core where the worker and its horses take turns, and
+        each wake-up costs them; the pipe holds what comes in between (1 MiB, some
+        thousands of runs; a horse that finds it full hands its report to the worker).
+        Without one, each frame is read as it comes."""
+        os.set_blocking(fd, False)
         buffer = b""
         while True:
-            # A read returns with data or at the end of the input; it is waited for a second
-            # at a time, so that a deadline set by SIGTERM is seen.
+            # Waited for a second at most, so that a deadline set by SIGTERM is seen.
             if self._deadline is not None and time.monotonic() >= self._deadline:
                 return
-            ready, _, _ = select.select([fd], [], [], 1.0)
-            if not ready:
-                continue
-            chunk = os.read(fd, RELAY_PIPE_SIZE)
-            if not chunk:
-                return
-            buffer += chunk
+            if wake >= 0:
+                ready, _, _ = select.select([wake], [], [], POLL_INTERVAL)
+                if ready and not os.read(wake, 4_096):
+                    os.close(wake)  # the worker closed its end: read on to the end
+                    wake = -1
+            else:
+                select.select([fd], [], [], 1.0)
+            ended = False
+            while True:
+                try:
+                    chunk = os.read(fd, RELAY_PIPE_SIZE)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    ended = True
+                    break
+                buffer += chunk
             frames, buffer = decode_frames(buffer, partial=True)
             for frame in frames:
                 self.handle(frame)
+            if ended:
+                return
 
     def handle(self, frame: Any) -> None:
         try:

@@ -4,6 +4,7 @@ unread, as a stuck relay would): frames stay whole, and nothing blocks the worke
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -13,8 +14,14 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from chronos_integrations.rq import ChronosWorker
-from chronos_integrations.rq._channel import PIPE_BUF, decode_frames, horse_send, report_size
+from chronos_integrations.rq import ChronosWorker, _relay
+from chronos_integrations.rq._channel import (
+    PIPE_BUF,
+    decode_frames,
+    encode_frame,
+    horse_send,
+    report_size,
+)
 from chronos_integrations.rq._relay import MAX_PENDING_BYTES, RelayLink
 
 
@@ -131,3 +138,49 @@ def test_a_run_forked_while_the_relay_is_busy_is_forwarded_by_the_worker(
     assert len(runs) == 1
     assert decode_frames(runs[0][3]) == [outcome]
     worker._chronos_channel.close()  # type: ignore[union-attr]
+
+
+class RecordingExporter:
+    """What `_Relay` uses of an exporter: the runs it was handed."""
+
+    def __init__(self) -> None:
+        self.runs: list[Any] = []
+
+    def record_deferred(self, run: Any) -> bool:
+        self.runs.append(run)
+        return True
+
+
+def test_the_relay_reads_its_pipe_when_woken_or_at_its_poll_not_for_each_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A relay woken by every horse's write would be scheduled for every job, often on the
+    # core the worker and its horses take turns on: it reads at its poll interval instead,
+    # or at once when the worker wakes it (a flush) or closes its wake-up pipe (stopping).
+    monkeypatch.setattr(_relay, "POLL_INTERVAL", 60.0)
+    exporter = RecordingExporter()
+    relay = _relay._Relay(exporter, None)
+    data_reader, data_writer = os.pipe()
+    wake_reader, wake_writer = os.pipe()
+    reader = threading.Thread(target=relay.run, args=(data_reader, wake_reader), daemon=True)
+    reader.start()
+    facts = ("jobs.add", "rq:1:1", 1, "1", "q", "w", (), 100, None)
+    report = encode_frame((1, 2, 3, None))
+    os.write(data_writer, encode_frame(("run", facts, None, report)))
+    time.sleep(0.3)
+    assert exporter.runs == []  # written, not yet read: the poll is a minute away
+    os.write(wake_writer, b"!")
+    deadline = time.monotonic() + 10
+    while not exporter.runs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [run] = exporter.runs
+    assert run.plan.job_id == "jobs.add"
+    assert decode_frames(run.payload) == [(1, 2, 3, None)]
+    # The worker stops: it closes its wake-up pipe, then its end of the input.
+    os.write(data_writer, encode_frame(("run", facts, None, report)))
+    os.close(wake_writer)
+    os.close(data_writer)
+    reader.join(10)
+    assert not reader.is_alive()
+    assert len(exporter.runs) == 2
+    os.close(data_reader)
