@@ -40,9 +40,6 @@ import struct
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from chronos_core._capture import RunCapture, _hostname
-from chronos_core._console import ConsoleCapture
-from chronos_core._events import duration_ms, utc_from_ns, wire_timestamp
 from chronos_core._limits import (
     MAX_ID_LENGTH,
     MAX_LABELS,
@@ -59,6 +56,8 @@ from chronos_core._tracing import current_trace_id
 
 if TYPE_CHECKING:
     from chronos_core import ExecutionEvent
+    from chronos_core._capture import RunCapture
+    from chronos_core._console import ConsoleCapture
 
 __all__ = [
     "FRAME_HEADER",
@@ -307,7 +306,12 @@ class HorsePlan:
         return self.context.run(current_trace_id)
 
     def run(self) -> RunCapture:
-        """A `RunCapture` of this run, not started (may raise `ValueError` on bad ids)."""
+        """A `RunCapture` of this run, not started (may raise `ValueError` on bad ids).
+
+        The capture code is imported here, not with this module: a worker whose jobs only
+        succeed quietly never loads it (see `capture_loaded`)."""
+        from chronos_core._capture import RunCapture
+
         return RunCapture(
             self.job_id,
             source=Source.RQ,
@@ -384,6 +388,9 @@ class HorseReport:
     def wire(self) -> dict[str, Any]:
         """`event().to_wire()`; for a plain success made directly, without a `RunCapture` or
         a model (the exporter's thread calls this for every job, in the worker's parent)."""
+        from chronos_core._capture import _hostname
+        from chronos_core._events import duration_ms, wire_timestamp
+
         report = self._report()
         plan = self.plan
         if not isinstance(report, tuple | list) or not _valid_ids(plan):
@@ -430,6 +437,8 @@ def _valid_ids(plan: HorsePlan) -> bool:
 def event_of(plan: HorsePlan, report: Any, trace_id: str | None = None) -> ExecutionEvent:
     """The event of `plan`'s run from the horse's report (`HorsePlan.report()`); `trace_id`:
     the one the worker read, when the horse reported none."""
+    from chronos_core._events import duration_ms, utc_from_ns
+
     run = plan.run()
     if isinstance(report, tuple | list):
         wall_ns, duration_ns, pid, reported = report

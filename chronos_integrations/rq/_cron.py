@@ -2,9 +2,15 @@
 
 `rq cron` has no hook for a custom scheduler class, but every running `CronScheduler`
 saves its jobs to Redis (`CronScheduler.all(connection)`). A `ChronosWorker` therefore
-reads them from there, in a background thread of the parent worker, when it starts and
-every `REFRESH_INTERVAL` seconds, and registers any that changed. `register_cron_jobs()`
-does the same once, synchronously, for scripts that build their own `CronScheduler`.
+reads them from there with RQ's own maintenance tasks (when it starts, then every
+`maintenance_interval` seconds, 10 minutes by default), on the worker's own thread, and
+registers any that changed. `register_cron_jobs()` does the same once, synchronously, for
+scripts that build their own `CronScheduler`.
+
+Not in a thread of its own: a forking worker with a second thread pays for it in every horse
+(each fork's child marks the other threads stopped, touching their objects: some 20 page
+copies per job, measured), and a fork while that thread holds a lock leaves the horse a lock
+nobody will release.
 
 RQ evaluates cron strings in the local time of the cron process; the local zone of this
 process is registered as the job's time zone (run workers and `rq cron` with the same TZ).
@@ -14,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,7 +40,6 @@ __all__ = [
 
 logger = logging.getLogger("chronos_integrations.rq")
 
-REFRESH_INTERVAL = 300.0
 REGISTER_TIMEOUT = 10.0
 STOP_TIMEOUT = 2.0
 
@@ -170,23 +174,19 @@ class ExporterTarget:
 
 
 class CronRegistration:
-    """The worker's background thread that keeps cron schedules registered.
-
-    It reads RQ's cron jobs from Redis every `interval` seconds and hands them to its target
-    (the exporter, or the relay process that holds it), which sends only new or changed ones,
-    from its own thread.
+    """Keeps a worker's cron schedules registered: each `refresh()` (the worker calls it with
+    its maintenance tasks) reads RQ's cron jobs from Redis and hands them to its target (the
+    exporter, or the relay process that holds it), which sends only new or changed ones, from
+    its own thread.
     """
 
-    def __init__(self, connection: Any, exporter: CronTarget, interval: float) -> None:
+    def __init__(self, connection: Any, exporter: CronTarget) -> None:
         self.connection = connection
         self.exporter = exporter
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chronos-rq-cron", daemon=True)
 
     @classmethod
     def start_for(cls, worker: Any) -> CronRegistration | None:
-        """Start the thread for a worker whose exporter has settings; None otherwise."""
+        """The registration of a worker whose exporter has settings; None otherwise."""
         try:
             import rq.cron  # noqa: F401  (RQ 2.x before cron support: nothing to do)
         except ImportError:
@@ -201,16 +201,8 @@ class CronRegistration:
 
             if not isinstance(sink, BatchExporter) or sink.settings.disabled:
                 return None
-            # The thread validates cron strings, which imports croniter on first use:
-            # imported here, in the thread that forks the work horses, rather than half-way
-            # on the registration thread while a horse is forked (a horse importing it then
-            # would find a half-initialised module and a held import lock).
-            import croniter  # noqa: F401
-
             target = ExporterTarget(sink)
-        registration = cls(worker.connection, target, REFRESH_INTERVAL)
-        registration._thread.start()
-        return registration
+        return cls(worker.connection, target)
 
     def refresh(self) -> int:
         """Queue the current cron jobs for registration; how many there are."""
@@ -219,17 +211,7 @@ class CronRegistration:
             self.exporter.register_cron(entries)
         return len(entries)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-            except Exception as error:
-                logger.debug("chronos: cron registration failed: %s", error)
-            self._stop.wait(self.interval)
-
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop the thread and give queued registrations up to `timeout` seconds to go out
-        (a burst worker may end right after its first refresh)."""
-        self._stop.set()
-        self._thread.join(timeout)
+        """Give queued registrations up to `timeout` seconds to go out (a burst worker may
+        end right after its first refresh)."""
         self.exporter.flush(timeout)

@@ -51,11 +51,9 @@ from rq import worker as rq_worker
 from rq.timeouts import JobTimeoutException
 from rq.worker import SimpleWorker
 
-# Only the SDK's plain-Python parts: with its relay, the worker never loads pydantic or httpx.
-from chronos_core._capture import RunCapture
-from chronos_core._console import ConsoleCapture
+# Only the SDK's plain-Python parts: with its relay, the worker never loads pydantic or httpx,
+# and loads the capture code (`RunCapture`) only once a run needs it (`_load_capture`).
 from chronos_core._limits import ExecutionStatus, Source
-from chronos_core._redact import Redactor
 from chronos_core._tracing import current_trace_id
 from chronos_integrations.rq._channel import (
     IN_PIPE,
@@ -73,6 +71,8 @@ from chronos_integrations.rq._relay import RelayLink, RelayRefused
 
 if TYPE_CHECKING:
     from chronos_core import EventSink
+    from chronos_core._capture import RunCapture
+    from chronos_core._console import ConsoleCapture
 
     Setup = tuple[EventSink | RelayLink, bool, int, str | None]
 
@@ -87,6 +87,9 @@ ATTEMPT_META_KEY = "chronos_attempt"
 # How often (in forks) the worker collects its garbage in full: see `fork_work_horse`.
 FULL_COLLECTION_EVERY = 1_000
 SUCCESS = ExecutionStatus.SUCCESS
+# In the byte after the report's state (`HorsePlan.state`): the horse loaded the capture code.
+CAPTURE_LOADED = 1
+_CAPTURE_MODULE = "chronos_core._capture"
 # Workers whose jobs run in the worker's own process, or in a fresh interpreter that reports
 # for itself (`SpawnWorker`, RQ 2.2+): they export from their own process, with no relay.
 _IN_PROCESS_WORKERS: tuple[type, ...] = tuple(
@@ -167,9 +170,8 @@ class ChronosWorkerMixin:
                 limit = settings.max_log_bytes if settings is not None else 10_000
                 self._chronos_setup = (sink, console, limit, detect_app_version())
             self._chronos_pipe_size = report_size(limit)
-            # Whatever the horse would build on first use is built here, once, and inherited
-            # by every horse instead of being rebuilt in each (see `fork_work_horse`).
-            Redactor.default()
+            if link is None:
+                _load_capture()  # exporting from here: the exporter has loaded most of it
         except Exception as error:
             self._chronos_disabled = True
             logger.warning("chronos: RQ jobs will not be reported: %s", error)
@@ -210,8 +212,9 @@ class ChronosWorkerMixin:
         try:
             return super().work(*args, **kwargs)  # type: ignore[misc]
         finally:
-            if self._chronos_cron is not None:
-                self._chronos_cron.stop()
+            cron, self._chronos_cron = self._chronos_cron, None
+            if cron is not None:
+                cron.stop()
             console, self._chronos_console = self._chronos_console, None
             if console is not None:
                 console.end()
@@ -223,6 +226,15 @@ class ChronosWorkerMixin:
                 # The relay sends what it holds and exits; the next `work()` starts another.
                 self._chronos_link = self._chronos_setup = None
                 link.close()
+
+    def run_maintenance_tasks(self) -> None:
+        # RQ runs these when the worker starts, then every `maintenance_interval` seconds.
+        super().run_maintenance_tasks()  # type: ignore[misc]
+        if self._chronos_cron is not None:
+            try:
+                self._chronos_cron.refresh()
+            except Exception as error:
+                logger.debug("chronos: cron registration failed: %s", error)
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         self._chronos_discard(job)  # a previous horse's, if it was never collected
@@ -272,6 +284,8 @@ class ChronosWorkerMixin:
             # too) and paused: each horse switches it on while its job runs.
             console = self._chronos_console
             if console is None:
+                from chronos_core._console import ConsoleCapture
+
                 console = ConsoleCapture(limit)
                 console.paused = True
                 console.begin()
@@ -283,7 +297,7 @@ class ChronosWorkerMixin:
         state = self._chronos_state
         if state is None:
             state = self._chronos_state = mmap.mmap(-1, mmap.PAGESIZE)
-        state[0] = 0
+        state[0] = state[1] = 0
         plan = HorsePlan(
             channel,
             job_id=self.chronos_job_id(job)[:256],
@@ -334,6 +348,8 @@ class ChronosWorkerMixin:
             return
         try:
             vars(job).pop("perform", None)
+            if plan.state[1] == CAPTURE_LOADED:
+                _load_capture()  # for the next horses to inherit
             state = plan.state[0]
             if state == RELAYED:  # the usual case: the horse sent its report to the relay
                 return
@@ -391,6 +407,8 @@ class ChronosWorkerMixin:
         if isinstance(sink, RelayLink):
             return None  # a forking worker's parent, which runs no job itself
         try:
+            from chronos_core._capture import RunCapture
+
             return RunCapture(
                 self.chronos_job_id(job)[:256],
                 sink=sink,
@@ -575,6 +593,8 @@ def _conclude(
     """In the horse, an outcome other than a plain success: `plan.fields` from a run."""
     try:
         _note_attempt(job, status, plan.attempt)
+        if plan.state is not None and _CAPTURE_MODULE not in sys.modules:
+            plan.state[1] = CAPTURE_LOADED  # by this horse (`plan.run()`), for the parent
         run = plan.run().start_from(wall_ns, start_ns, console=plan.console)
         plan.console = None  # ended by the run
         plan.fields = run.conclude(
@@ -582,6 +602,22 @@ def _conclude(
         )
     except Exception:
         logger.warning("chronos: could not conclude the run of %s", plan.job_id, exc_info=True)
+
+
+def _load_capture() -> None:
+    """Load the capture code in the worker, and build what its first use in each horse
+    would (the default redaction rules), once: from the first horse that needed it on, the
+    horses inherit it instead of loading it themselves.
+
+    Not at import: a worker whose jobs only ever succeed quietly never needs it, and each
+    module the worker holds makes every fork dearer (see the module's docstring). A horse
+    that needs it first imports it itself (some milliseconds, once): no other thread of
+    the worker imports these modules, so no import lock can be held across the fork.
+    """
+    from chronos_core._capture import RunCapture  # noqa: F401
+    from chronos_core._redact import Redactor
+
+    Redactor.default()
 
 
 def _attempt_of(job: Any) -> int:

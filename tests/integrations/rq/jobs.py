@@ -6,6 +6,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -54,6 +55,11 @@ def relayed_modules_loaded() -> list[str]:
     return [name for name in RELAYED if name in sys.modules]
 
 
+def capture_loaded() -> bool:
+    """Whether the horse (a copy of its worker, as forked) has the capture code loaded."""
+    return "chronos_core._capture" in sys.modules
+
+
 class FreezeReportingWorker(ChronosWorker):
     """Says, after each fork, how many objects the parent still has frozen and how many full
     collections it has made; collects in full every second fork."""
@@ -64,6 +70,7 @@ class FreezeReportingWorker(ChronosWorker):
         super().fork_work_horse(job, queue)
         print(f"parent frozen after fork: {gc.get_freeze_count()}", file=sys.stderr)
         print(f"full collections: {gc.get_stats()[2]['collections']}", file=sys.stderr)
+        print(f"threads: {sorted(t.name for t in threading.enumerate())}", file=sys.stderr)
 
 
 class TinyPipeWorker(ChronosWorker):

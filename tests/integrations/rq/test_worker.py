@@ -142,6 +142,11 @@ def test_a_horse_leaves_the_parents_objects_to_the_parent(
     full = [int(line.split(": ")[1]) for line in done.stderr.splitlines() if "full coll" in line]
     assert len(full) == 4
     assert full[3] - full[0] >= 2, full  # at the 2nd and 4th forks (and any of Python's own)
+    # It starts no thread of its own (cron schedules are read with RQ's maintenance tasks):
+    # each thread costs every horse, and could hold a lock across the fork.
+    threads = [line for line in done.stderr.splitlines() if line.startswith("threads: ")]
+    assert len(threads) == 4
+    assert not any("chronos" in line for line in threads), threads
     live_server.wait_for_executions(f"{JOBS}.frozen_objects", 4)
 
 
@@ -196,6 +201,27 @@ def test_the_worker_leaves_exporting_to_its_relay_process(
     found = live_server.wait_for_executions(f"{JOBS}.relayed_modules_loaded", 3)
     assert {e.metadata["rqJobId"] for e in found} == {job.id for job in enqueued}
     assert all(e.status is ExecutionStatus.SUCCESS and e.pid for e in found)
+
+
+def test_the_capture_code_loads_once_a_run_needs_it(
+    redis: Redis, queue_name: str, live_server: ThreadedServer
+) -> None:
+    # Quiet successes never load it; the first horse that needs it (a failure) loads it for
+    # itself, and its worker then loads it too, for the next horses to inherit.
+    queue = Queue(queue_name, connection=redis)
+    before = queue.enqueue(f"{JOBS}.capture_loaded")
+    queue.enqueue(f"{JOBS}.broken")
+    after = queue.enqueue(f"{JOBS}.capture_loaded")
+    done = run_worker(live_server, queue_name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert before.return_value() is False
+    assert after.return_value() is True
+    [failed] = live_server.wait_for_executions(f"{JOBS}.broken", 1)
+    assert failed.status is ExecutionStatus.FAILED
+    assert failed.code_snippet is not None
+    assert 'raise ValueError("bad row 7")' in failed.code_snippet
+    runs = live_server.wait_for_executions(f"{JOBS}.capture_loaded", 2)
+    assert [run.status for run in runs] == [ExecutionStatus.SUCCESS] * 2
 
 
 def _children(pid: int) -> list[int]:
