@@ -450,6 +450,9 @@ def main() -> int:
 
 class _Relay:
     def __init__(self, exporter: Any, out: Any) -> None:
+        # What making the events takes, loaded now rather than at the first batch (the
+        # worker leaves the capture code unloaded until a run needs it; the relay always does).
+        import chronos_core._capture  # noqa: F401
         from chronos_integrations.rq._channel import HorsePlan, HorseReport
         from chronos_integrations.rq._cron import definitions_of
 
