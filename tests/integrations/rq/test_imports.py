@@ -15,6 +15,8 @@ from tests.core.test_public_api import HEAVY_MODULES, LAZY_MODULES
 RELAYED_MODULES = [*HEAVY_MODULES, "pydantic_settings", "chronos_core._client"]
 # What it loads once a run needs it (an error, output): the capture code.
 CAPTURE_MODULES = ["chronos_core._capture", "chronos_core._frames", "chronos_core._redact"]
+# What only the relay process runs.
+RELAY_SIDE_MODULES = ["chronos_integrations.rq._relay_main"]
 
 
 def test_importing_the_integration_leaves_the_rarely_used_modules_unloaded() -> None:
@@ -24,4 +26,4 @@ def test_importing_the_integration_leaves_the_rarely_used_modules_unloaded() -> 
     )
     loaded = set(result.stdout.split())
     assert "chronos_integrations.rq._worker" in loaded
-    assert not loaded & set(LAZY_MODULES + RELAYED_MODULES + CAPTURE_MODULES)
+    assert not loaded & set(LAZY_MODULES + RELAYED_MODULES + CAPTURE_MODULES + RELAY_SIDE_MODULES)

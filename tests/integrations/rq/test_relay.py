@@ -14,7 +14,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from chronos_integrations.rq import ChronosWorker, _relay
+from chronos_integrations.rq import ChronosWorker, _relay_main
 from chronos_integrations.rq._channel import (
     PIPE_BUF,
     decode_frames,
@@ -157,9 +157,9 @@ def test_the_relay_reads_its_pipe_when_woken_or_at_its_poll_not_for_each_run(
     # A relay woken by every horse's write would be scheduled for every job, often on the
     # core the worker and its horses take turns on: it reads at its poll interval instead,
     # or at once when the worker wakes it (a flush) or closes its wake-up pipe (stopping).
-    monkeypatch.setattr(_relay, "POLL_INTERVAL", 60.0)
+    monkeypatch.setattr(_relay_main, "POLL_INTERVAL", 60.0)
     exporter = RecordingExporter()
-    relay = _relay._Relay(exporter, None)
+    relay = _relay_main._Relay(exporter, None)
     data_reader, data_writer = os.pipe()
     wake_reader, wake_writer = os.pipe()
     reader = threading.Thread(target=relay.run, args=(data_reader, wake_reader), daemon=True)
