@@ -9,7 +9,13 @@ work. This counts them directly: at the end of `perform_job`, the horse reads it
 (`/proc/self/pagemap`) and counts the writable pages mapped only by itself (bit 56, "exclusively
 mapped": copied on write, or new), and the pages among them that hold one of Chronos's
 objects (functions, code objects, classes, instances of its modules, found through the
-garbage collector). Needs Linux and Redis on 127.0.0.1:6379 (database 11, flushed).
+garbage collector), and the horse's page faults so far (`getrusage`). Needs Linux and Redis
+on 127.0.0.1:6379 (database 11, flushed).
+
+Compare changes by the faults. The pages mapped by the horse alone also include pages the
+*worker* wrote while the horse lived (the writer gets the copy, the horse keeps the original,
+now its own), so that count moves with whatever the worker does meanwhile (a thread of its
+waking up, say) even when the horse's own writes do not change.
 
 Kinds: `bare` (RQ's `Worker`), `chronos` (`ChronosWorker` with its relay, console capture on),
 `imports` (RQ's `Worker` in a process that imported `chronos_integrations.rq` and never used
