@@ -12,7 +12,9 @@ objects (functions, code objects, classes, instances of its modules, found throu
 garbage collector), and the horse's page faults so far (`getrusage`). Needs Linux and Redis
 on 127.0.0.1:6379 (database 11, flushed).
 
-Compare changes by the faults. The pages mapped by the horse alone also include pages the
+Compare changes by faults, with `rq_faults.py`: the faults here include this count's own
+reading of the page map, which grows with the process. The pages mapped by the horse alone
+also include pages the
 *worker* wrote while the horse lived (the writer gets the copy, the horse keeps the original,
 now its own), so that count moves with whatever the worker does meanwhile (a thread of its
 waking up, say) even when the horse's own writes do not change.
