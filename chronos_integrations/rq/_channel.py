@@ -344,8 +344,9 @@ PIPE_BUF = getattr(select, "PIPE_BUF", 4_096)
 
 def horse_send(plan: HorsePlan, report: Any) -> bool:
     """In the horse: its report to the relay in one write, which no other write to the
-    relay's pipe can split (the worker's cron thread writes there too), or else to the
-    parent's pipe. False if neither took it (too large, or the pipe failed)."""
+    relay's pipe can split (the worker writes there too: cron entries, runs it forwards,
+    flushes), or else to the parent's pipe. False if neither took it (too large, or the
+    pipe failed)."""
     body = marshal.dumps(report, 2)
     inner = FRAME_HEADER.pack(len(body)) + body
     if plan.relay >= 0 and plan.relayed is not None:

@@ -104,7 +104,7 @@ class RelayLink:
         self._started = time.monotonic()
         self._pending: deque[memoryview] = deque()
         self._pending_bytes = 0
-        self._lock = threading.Lock()  # the worker's loop and its cron registration thread
+        self._lock = threading.Lock()  # the worker's loop, and a flush from another thread
         self._flush_lock = threading.Lock()
         self._flushes = 0
         self._answers = b""
@@ -177,8 +177,8 @@ class RelayLink:
     def register_cron(self, entries: list[Any]) -> None:
         """Hand the RQ cron jobs found in Redis to the relay, which registers them.
 
-        From the cron registration thread, while a horse may be writing to the same pipe:
-        in frames of at most `PIPE_BUF` bytes, which no other write can split."""
+        In frames of at most `PIPE_BUF` bytes, which no other write to the pipe can split
+        (a horse's, or a process a horse left behind that still holds the pipe)."""
         # A frame's size is its empty batch's plus each entry's `marshal` (version 2 writes a
         # list as a count and its items, nothing shared): measured once per entry.
         empty = len(encode_frame(("cron", [])))
