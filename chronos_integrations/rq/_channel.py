@@ -10,7 +10,7 @@ success four numbers (start, duration, pid, and the trace when a span began in t
 otherwise `RunCapture.conclude()`'s fields (status, timing, error, output). The parent noted
 the rest before the fork (`HorsePlan`: job id, queue, labels...). It reads the pipe once the
 horse has exited and hands the bytes, with the plan, to its own long-lived exporter, whose
-thread makes the event (`HorseReport.event`) when it sends the next batch. A report too
+thread makes the event (`_report.HorseReport`) when it sends the next batch. A report too
 large for the pipe is sent from the horse with a bounded flush instead; see
 `HorseChannel.send`.
 
@@ -37,25 +37,18 @@ import marshal
 import os
 import select
 import struct
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from chronos_core._limits import (
-    MAX_ID_LENGTH,
-    MAX_LABELS,
     MAX_LOG_LENGTH,
     MAX_MESSAGE_LENGTH,
-    MAX_SHORT_TEXT,
     MAX_SNIPPET_LENGTH,
     MAX_STACK_LENGTH,
-    MAX_VERSION_LENGTH,
-    ExecutionStatus,
     Source,
 )
 from chronos_core._tracing import current_trace_id
 
 if TYPE_CHECKING:
-    from chronos_core import ExecutionEvent
     from chronos_core._capture import RunCapture
     from chronos_core._console import ConsoleCapture
 
@@ -64,13 +57,11 @@ __all__ = [
     "IN_PIPE",
     "PIPE_BUF",
     "RELAYED",
+    "TIMES",
     "HorseChannel",
     "HorsePlan",
-    "HorseReport",
     "decode_frames",
     "encode_frame",
-    "event_of",
-    "from_wire",
     "horse_send",
     "report_size",
     "to_wire",
@@ -194,7 +185,7 @@ class HorsePlan:
     duration and its pid, as a tuple of ints (and the trace id, when a span began in the
     horse). Anything else (an error, output, a retry) makes a `RunCapture` in the horse
     (`run()`), whose `conclude()` fields go in `fields`. The parent makes the event from
-    either, with a `RunCapture` of its own (`HorseReport.event`).
+    either, with a `RunCapture` of its own (`_report.HorseReport`).
     """
 
     __slots__ = (
@@ -309,7 +300,7 @@ class HorsePlan:
         """A `RunCapture` of this run, not started (may raise `ValueError` on bad ids).
 
         The capture code is imported here, not with this module: a worker whose jobs only
-        succeed quietly never loads it (see `capture_loaded`)."""
+        succeed quietly never loads it (see `_worker._load_capture`)."""
         from chronos_core._capture import RunCapture
 
         return RunCapture(
@@ -368,99 +359,6 @@ def horse_send(plan: HorsePlan, report: Any) -> bool:
     return True
 
 
-class HorseReport:
-    """A horse's report as the parent received it, with the parent's plan of the run.
-
-    Handed to `BatchExporter.record_deferred`: its thread calls `event()` when it sends the
-    next batch, so the parent's own loop only reads the pipe (see the module's docstring).
-    """
-
-    __slots__ = ("payload", "plan", "trace_id")
-
-    def __init__(self, plan: HorsePlan, payload: bytes, trace_id: str | None = None) -> None:
-        self.plan = plan
-        self.payload = payload
-        self.trace_id = trace_id  # read by the worker, when the plan comes from a relay
-
-    def event(self) -> ExecutionEvent:
-        """The run's event, made from what the horse reported."""
-        return event_of(self.plan, self._report(), self.trace_id)
-
-    def wire(self) -> dict[str, Any]:
-        """`event().to_wire()`; for a plain success made directly, without a `RunCapture` or
-        a model (the exporter's thread calls this for every job, in the worker's parent)."""
-        from chronos_core._capture import _hostname
-        from chronos_core._events import duration_ms, wire_timestamp
-
-        report = self._report()
-        plan = self.plan
-        if not isinstance(report, tuple | list) or not _valid_ids(plan):
-            return event_of(plan, report, self.trace_id).to_wire()
-        wall_ns, duration_ns, pid, trace_id = report
-        started = wall_ns // 1_000
-        trace_id = plan.trace_of(trace_id or self.trace_id)
-        wire: dict[str, Any] = {
-            "execId": plan.exec_id,
-            "jobId": plan.job_id,
-            "status": "success",
-            "startedAt": wire_timestamp(started),
-            "finishedAt": wire_timestamp(started + duration_ns // 1_000),
-            "durationMs": duration_ms(duration_ns),
-            "attempt": max(1, int(plan.attempt)),
-            "labels": [str(label)[:MAX_SHORT_TEXT] for label in plan.labels[:MAX_LABELS]],
-            "metadata": {"rqJobId": plan.rq_job_id},
-            "source": "rq",
-            "host": _hostname(),
-            "pid": pid,
-        }
-        for key, value, limit in (
-            ("appVersion", plan.app_version, MAX_VERSION_LENGTH),
-            ("queue", plan.queue, MAX_SHORT_TEXT),
-            ("worker", plan.worker, MAX_SHORT_TEXT),
-        ):
-            if value:
-                wire[key] = value[:limit]
-        if trace_id is not None:
-            wire["traceId"] = trace_id
-        return wire
-
-    def _report(self) -> Any:
-        frames = decode_frames(self.payload)
-        if not frames:
-            raise ValueError("the work horse's report is empty or malformed")
-        return frames[0]
-
-
-def _valid_ids(plan: HorsePlan) -> bool:
-    return all(0 < len(value) <= MAX_ID_LENGTH for value in (plan.job_id, plan.exec_id))
-
-
-def event_of(plan: HorsePlan, report: Any, trace_id: str | None = None) -> ExecutionEvent:
-    """The event of `plan`'s run from the horse's report (`HorsePlan.report()`); `trace_id`:
-    the one the worker read, when the horse reported none."""
-    from chronos_core._events import duration_ms, utc_from_ns
-
-    run = plan.run()
-    if isinstance(report, tuple | list):
-        wall_ns, duration_ns, pid, reported = report
-        started = utc_from_ns(wall_ns)
-        fields: dict[str, Any] = {
-            "status": ExecutionStatus.SUCCESS,
-            "started_at": started,
-            "finished_at": started + timedelta(microseconds=duration_ns // 1_000),
-            "duration_ms": duration_ms(duration_ns),
-            "exit_code": None,
-            "stdout": None,
-            "stderr": None,
-            "pid": pid,
-            "trace_id": reported,
-        }
-    else:
-        fields = from_wire(report)
-    fields["trace_id"] = plan.trace_of(fields.get("trace_id") or trace_id)
-    return run.event_from(fields)
-
-
 def report_size(max_log_bytes: int) -> int:
     """The largest report a run can make with this limit: texts are cut to their limits in
     UTF-8 bytes, as `marshal` stores them. With the default limit (10 000), 64 KiB."""
@@ -469,27 +367,18 @@ def report_size(max_log_bytes: int) -> int:
     return 2 * log + stack + MAX_MESSAGE_LENGTH + MAX_SNIPPET_LENGTH + _REPORT_OVERHEAD
 
 
-_TIMES = ("started_at", "finished_at")
+# The fields `to_wire` makes POSIX timestamps.
+TIMES = ("started_at", "finished_at")
 
 
 def to_wire(fields: dict[str, Any]) -> dict[str, Any]:
     """`RunCapture.conclude()`'s fields as plain values, in place: the status as its value,
     times as POSIX timestamps (floats keep every microsecond of a date this century)."""
     fields["status"] = fields["status"]._value_
-    for name in _TIMES:
+    for name in TIMES:
         value = fields.get(name)
         if value is not None:
             fields[name] = value.timestamp()
-    return fields
-
-
-def from_wire(fields: dict[str, Any]) -> dict[str, Any]:
-    """The fields `to_wire` made plain, as `RunCapture.event_from()` takes them, in place."""
-    fields["status"] = ExecutionStatus(fields["status"])
-    for name in _TIMES:
-        value = fields.get(name)
-        if value is not None:
-            fields[name] = datetime.fromtimestamp(value, UTC)
     return fields
 
 

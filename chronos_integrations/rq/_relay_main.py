@@ -65,11 +65,11 @@ def main() -> int:
 
 class _Relay:
     def __init__(self, exporter: Any, out: Any) -> None:
-        # What making the events takes, loaded now rather than at the first batch (the
-        # worker leaves the capture code unloaded until a run needs it; the relay always does).
-        import chronos_core._capture  # noqa: F401
-        from chronos_integrations.rq._channel import HorsePlan, HorseReport
+        # What making the events takes (the capture code with it), loaded now rather than
+        # at the first batch.
+        from chronos_integrations.rq._channel import HorsePlan
         from chronos_integrations.rq._cron import definitions_of
+        from chronos_integrations.rq._report import HorseReport
 
         self.exporter = exporter
         self.out = out

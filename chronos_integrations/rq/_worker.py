@@ -60,9 +60,7 @@ from chronos_integrations.rq._channel import (
     RELAYED,
     HorseChannel,
     HorsePlan,
-    HorseReport,
     encode_frame,
-    event_of,
     horse_send,
     report_size,
     to_wire,
@@ -361,6 +359,8 @@ class ChronosWorkerMixin:
                     facts, trace_id = plan.relayed
                     link.send_run(facts, trace_id, payload)
                     return
+                from chronos_integrations.rq._report import HorseReport
+
                 report = HorseReport(plan, payload)
                 if self._chronos_deferred is not None:
                     self._chronos_deferred(report)
@@ -485,6 +485,8 @@ class ChronosWorkerMixin:
                 from chronos_core import get_exporter
 
                 sink = get_exporter()
+            from chronos_integrations.rq._report import event_of
+
             sink.record(event_of(plan, report))
             self._chronos_flush(sink)
         except Exception:
@@ -611,8 +613,9 @@ def _load_capture() -> None:
 
     Not at import: a worker whose jobs only ever succeed quietly never needs it, and each
     module the worker holds makes every fork dearer (see the module's docstring). A horse
-    that needs it first imports it itself (some milliseconds, once): no other thread of
-    the worker imports these modules, so no import lock can be held across the fork.
+    that needs it first imports it itself (some milliseconds, once). The worker starts no
+    thread of its own, and RQ's (its pub/sub listener) does not import these modules, so no
+    import lock of theirs can be held across the fork.
     """
     from chronos_core._capture import RunCapture  # noqa: F401
     from chronos_core._redact import Redactor

@@ -12,12 +12,11 @@ from chronos_core import ExecutionEvent, ExecutionStatus, RunCapture, Source
 from chronos_integrations.rq._channel import (
     HorseChannel,
     HorsePlan,
-    HorseReport,
     decode_frames,
     encode_frame,
-    from_wire,
     to_wire,
 )
+from chronos_integrations.rq._report import HorseReport, from_wire
 
 
 def _plan(channel: HorseChannel | None = None) -> HorsePlan:

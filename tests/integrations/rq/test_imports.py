@@ -16,7 +16,7 @@ RELAYED_MODULES = [*HEAVY_MODULES, "pydantic_settings", "chronos_core._client"]
 # What it loads once a run needs it (an error, output): the capture code.
 CAPTURE_MODULES = ["chronos_core._capture", "chronos_core._frames", "chronos_core._redact"]
 # What only the relay process runs.
-RELAY_SIDE_MODULES = ["chronos_integrations.rq._relay_main"]
+RELAY_SIDE_MODULES = ["chronos_integrations.rq._relay_main", "chronos_integrations.rq._report"]
 
 
 def test_importing_the_integration_leaves_the_rarely_used_modules_unloaded() -> None:
