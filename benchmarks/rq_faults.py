@@ -33,6 +33,8 @@ import subprocess
 import sys
 from typing import Any
 
+from _bytecode import compile_chronos
+
 REDIS_URL = "redis://127.0.0.1:6379/10"
 WARM_UP = 20
 KINDS = ("bare", "imports", "chronos")
@@ -112,6 +114,7 @@ def main() -> None:
     if args.serve:
         print(json.dumps(serve(args.serve, args.jobs, args.imports, not args.no_console)))
         return
+    print(compile_chronos())
     kinds = [kind for kind in (args.kind or KINDS) if kind != "bare"]
     rows: dict[str, list[dict[str, float]]] = {kind: [] for kind in ["bare", *kinds]}
     diffs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
