@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from redis import Redis
 from rq import Queue
 from rq.cron import CronScheduler
+from rq.cron_scheduler_registry import get_registry_key
 from rq.job import JobStatus
 from rq.worker import SimpleWorker
 
@@ -21,7 +24,7 @@ from chronos_integrations.rq import (
 from chronos_integrations.rq import _worker as worker_module
 from chronos_integrations.rq._cron import local_zone_name
 from tests.integrations.rq import jobs
-from tests.integrations.rq.conftest import run_worker
+from tests.integrations.rq.conftest import REDIS_URL, run_worker
 from tests.support.live_server import ThreadedServer
 
 JOBS = "tests.integrations.rq.jobs"
@@ -138,6 +141,32 @@ def test_chronos_worker_registers_cron_jobs_found_in_redis(
         cron.register_death()
     stored = {job.id: job for job in live_server.jobs()}
     assert stored[f"{JOBS}.hourly"].schedule == "15 * * * *"
+
+
+def test_without_a_cron_scheduler_the_worker_never_loads_rqs_cron_module(redis: Redis) -> None:
+    # RQ's cron module brings croniter and dateutil, which a forking worker would carry into
+    # every horse; one ZCARD tells that no `rq cron` ever ran against this database.
+    redis.delete(get_registry_key())
+    probe = f"""
+import sys
+from redis import Redis
+from chronos_integrations.rq._cron import CronRegistration
+
+class Target:
+    def register_cron(self, entries):
+        raise AssertionError(entries)
+
+    def flush(self, timeout=None):
+        return True
+
+registration = CronRegistration(Redis.from_url({REDIS_URL!r}), Target())
+print(registration.refresh(), "rq.cron" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["0", "False"]
 
 
 def test_exporter_settings_choose_console_capture(redis: Redis, queue_name: str) -> None:
