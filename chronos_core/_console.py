@@ -6,6 +6,12 @@ runs in different threads or asyncio tasks each get only their own output, and o
 context with no run (the exporter's thread, another thread's logging) is only passed through.
 A run started inside another also feeds the outer one.
 
+A process that runs one job at a time from start to end, such as an RQ work horse, can
+instead capture the whole process (`begin_process`): every write from a context with no run
+of its own goes there. The worker begins it once, paused, and each horse it forks switches
+its copy on around its job, and the worker's context holds no capture for the horses to
+carry.
+
 What is not seen: writes to `sys.stdout.buffer`, to file descriptors directly (child
 processes, C extensions), and to streams that were looked up before installation (a logging
 handler keeps the `sys.stderr` it was built with). If something replaces `sys.stdout` after
@@ -29,6 +35,8 @@ __all__ = ["BoundedText", "ConsoleCapture", "install", "is_installed", "uninstal
 StreamName = Literal["stdout", "stderr"]
 
 _active: ContextVar[ConsoleCapture | None] = ContextVar("chronos_console_capture", default=None)
+# The capture of writes from contexts that have none (`ConsoleCapture.begin_process`).
+_process: ConsoleCapture | None = None
 _install_lock = threading.Lock()
 
 
@@ -115,13 +123,26 @@ class ConsoleCapture:
     def begin(self) -> ConsoleCapture:
         """Install the stream wrappers if needed and send this context's output here."""
         install()
-        self._parent = _active.get()
+        self._parent = _active.get() or _process
         self._token = _active.set(self)
+        return self
+
+    def begin_process(self) -> ConsoleCapture:
+        """Install the stream wrappers if needed and send here what every context without a
+        capture of its own writes, in any thread: for a process that runs one job at a time
+        (see the module's docstring). Replaces a process capture begun before."""
+        global _process
+        install()
+        self._parent = None
+        _process = self
         return self
 
     def end(self) -> None:
         """Stop capturing; later writes (even from contexts copied earlier) are not kept."""
+        global _process
         self._ended = True
+        if _process is self:
+            _process = None
         token, self._token = self._token, None
         if token is None:
             return
@@ -157,7 +178,7 @@ class _ConsoleStream:
     def write(self, text: str) -> int:
         """Write to the real stream, and keep a copy for the current context's run."""
         written = self._stream.write(text)
-        capture = _active.get()
+        capture = _active.get() or _process
         if capture is not None:
             # Not contextlib.suppress: this runs on every print, and a try block is free.
             try:  # noqa: SIM105
@@ -170,7 +191,7 @@ class _ConsoleStream:
         """Write each line, as `write` does."""
         lines = list(lines)
         self._stream.writelines(lines)
-        capture = _active.get()
+        capture = _active.get() or _process
         if capture is not None:
             try:  # noqa: SIM105
                 capture._record(self._name, "".join(lines))

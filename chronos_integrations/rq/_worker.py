@@ -5,8 +5,9 @@ Where each piece runs, for the forking `Worker`:
 - parent, before the fork: `fork_work_horse` opens a `HorseChannel` and notes what it knows
   of the run in a `HorsePlan` (ids, attempt, queue, worker, its context), a handful of
   attribute stores, and wraps this job object's `perform` (an instance attribute). With
-  console capture on, one `ConsoleCapture` is begun, paused, in the worker's context at its
-  first job and kept for the worker's life; each horse switches its copy on around the job.
+  console capture on, one `ConsoleCapture` of the whole process is begun, paused, at the
+  worker's first job and kept for the worker's life; each horse switches its copy on around
+  the job.
   The parent does nothing more until the horse has exited: each page it writes while the
   horse lives is copied too.
 - horse: the wrapped `perform` reads the clocks right before the job function and right
@@ -170,6 +171,11 @@ class ChronosWorkerMixin:
             self._chronos_pipe_size = report_size(limit)
             if link is None:
                 _load_capture()  # exporting from here: the exporter has loaded most of it
+            elif console:
+                # Loaded now, among the worker's long-lived objects, rather than at its first
+                # job among RQ's objects of that job: its horses then write some 15 fewer
+                # pages per job (`benchmarks/rq_faults.py`, two runs of ten workers each).
+                import chronos_core._console  # noqa: F401
         except Exception as error:
             self._chronos_disabled = True
             logger.warning("chronos: RQ jobs will not be reported: %s", error)
@@ -278,15 +284,16 @@ class ChronosWorkerMixin:
         _, capture_console, limit, app_version = setup
         console = None
         if capture_console:
-            # One capture for the worker's life, begun in its context (the horses' context
-            # too) and paused: each horse switches it on while its job runs.
+            # One capture of the whole process for the worker's life, paused: each horse
+            # switches its copy on while its job runs. Of the process rather than of the
+            # worker's context: a context variable set here costs every horse page copies.
             console = self._chronos_console
             if console is None:
                 from chronos_core._console import ConsoleCapture
 
                 console = ConsoleCapture(limit)
                 console.paused = True
-                console.begin()
+                console.begin_process()
                 self._chronos_console = console
         # One pipe and one shared byte for the worker's life, reused by every horse.
         channel = self._chronos_channel

@@ -97,6 +97,46 @@ def test_a_run_inside_another_also_feeds_the_outer_one(console: pytest.CaptureFi
     assert outer.stdout.text() == "outer 1\ninner\nouter 2\n"
 
 
+def test_a_process_capture_keeps_what_every_context_without_a_run_writes(
+    console: pytest.CaptureFixture[str],
+) -> None:
+    # An RQ work horse's: one job per process, its threads' output included.
+    process = ConsoleCapture(1_000).begin_process()
+    print("job output")
+    background = threading.Thread(target=lambda: print("a thread the job started"))
+    background.start()
+    background.join()
+    inner = ConsoleCapture(1_000).begin()  # a run inside the job feeds it too
+    print("inner", file=sys.stderr)
+    inner.end()
+    process.end()
+    print("after the end")
+
+    assert process.stdout.text() == "job output\na thread the job started\n"
+    assert process.stderr.text() == "inner\n"
+    assert inner.stderr.text() == "inner\n"
+    assert _console._process is None
+    assert "after the end" in console.readouterr().out
+
+
+def test_a_paused_process_capture_keeps_nothing_until_switched_on(
+    console: pytest.CaptureFixture[str],
+) -> None:
+    process = ConsoleCapture(1_000)
+    process.paused = True
+    process.begin_process()
+    try:
+        print("the worker's own output")
+        assert process.stdout.text() == ""
+        process.paused = False
+        print("the job's")
+    finally:
+        process.end()
+
+    assert process.stdout.text() == "the job's\n"
+    assert console.readouterr().out == "the worker's own output\nthe job's\n"
+
+
 def test_ending_from_another_context_stops_capture_there(
     console: pytest.CaptureFixture[str],
 ) -> None:
