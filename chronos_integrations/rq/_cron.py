@@ -212,9 +212,10 @@ class CronRegistration:
 
         Asks Redis first whether any cron scheduler is registered (one `ZCARD`): RQ's cron
         module brings croniter and dateutil, and a forking worker that holds them pays for
-        them in every horse (some 25 page faults per job, measured), so a worker started
-        from code in a deployment without `rq cron` never loads it. (`rq worker` has it
-        loaded already: RQ's command line imports it for its `rq cron` command.)"""
+        them in every job (some 30 more page faults in each horse and 20 in the worker,
+        measured with `benchmarks/rq_faults.py`), so a worker started from code in a
+        deployment without `rq cron` never loads it. (`rq worker` has it loaded already:
+        RQ's command line imports it for its `rq cron` command.)"""
         if not self.connection.zcard(self._schedulers_key):
             return 0
         entries = cron_entries(_running_cron_jobs(self.connection))

@@ -174,7 +174,8 @@ class ChronosWorkerMixin:
             elif console:
                 # Loaded now, among the worker's long-lived objects, rather than at its first
                 # job among RQ's objects of that job: its horses then write some 15 fewer
-                # pages per job (`benchmarks/rq_faults.py`, two runs of ten workers each).
+                # pages per job (measured as `benchmarks/rq_faults.py` does, in two runs of
+                # ten workers each).
                 import chronos_core._console  # noqa: F401
         except Exception as error:
             self._chronos_disabled = True
@@ -286,7 +287,7 @@ class ChronosWorkerMixin:
         if capture_console:
             # One capture of the whole process for the worker's life, paused: each horse
             # switches its copy on while its job runs. Of the process rather than of the
-            # worker's context: a context variable set here costs every horse page copies.
+            # worker's context, so that the context the horses inherit holds nothing of it.
             console = self._chronos_console
             if console is None:
                 from chronos_core._console import ConsoleCapture
