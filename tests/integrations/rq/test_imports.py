@@ -6,10 +6,12 @@ nothing costs page faults per job.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 from tests.core.test_public_api import HEAVY_MODULES, LAZY_MODULES
+from tests.integrations.rq.conftest import REDIS_URL
 
 # What the worker leaves to its relay process: the exporter, the models, their libraries.
 RELAYED_MODULES = [*HEAVY_MODULES, "pydantic_settings", "chronos_core._client"]
@@ -27,3 +29,36 @@ def test_importing_the_integration_leaves_the_rarely_used_modules_unloaded() -> 
     loaded = set(result.stdout.split())
     assert "chronos_integrations.rq._worker" in loaded
     assert not loaded & set(LAZY_MODULES + RELAYED_MODULES + CAPTURE_MODULES + RELAY_SIDE_MODULES)
+
+
+def test_a_worker_set_up_to_capture_the_console_loads_its_module_when_it_starts() -> None:
+    # At setup, among the worker's long-lived objects, not at its first job (each horse then
+    # writes fewer pages); without console capture, never.
+    probe = f"""
+import os, sys
+from redis import Redis
+from chronos_integrations.rq import ChronosWorker
+
+os.environ["CHRONOS_CAPTURE_CONSOLE"] = sys.argv[1]
+worker = ChronosWorker(["setup"], connection=Redis.from_url({REDIS_URL!r}))
+setup = worker._chronos()
+print(setup is not None and setup[1], "chronos_core._console" in sys.modules)
+worker._chronos_link.close(0)
+"""
+    env = {
+        **os.environ,
+        "CHRONOS_API_KEY": "k",
+        "CHRONOS_API_URL": "http://127.0.0.1:9",
+        "CHRONOS_SHUTDOWN_TIMEOUT": "0",
+    }
+    for capture, expected in (("true", ["True", "True"]), ("false", ["False", "False"])):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, capture],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split() == expected, done.stderr[-3000:]
