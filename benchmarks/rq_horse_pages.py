@@ -14,10 +14,9 @@ on 127.0.0.1:6379 (database 11, flushed).
 
 Compare changes by faults, with `rq_faults.py`: the faults here include this count's own
 reading of the page map, which grows with the process. The pages mapped by the horse alone
-also include pages the
-*worker* wrote while the horse lived (the writer gets the copy, the horse keeps the original,
-now its own), so that count moves with whatever the worker does meanwhile (a thread of its
-waking up, say) even when the horse's own writes do not change.
+also include pages the *worker* wrote while the horse lived (the writer gets the copy, the
+horse keeps the original, now its own), so that count moves with whatever the worker does
+meanwhile (a thread of its waking up, say) even when the horse's own writes do not change.
 
 Kinds: `bare` (RQ's `Worker`), `chronos` (`ChronosWorker` with its relay, console capture on),
 `imports` (RQ's `Worker` in a process that imported `chronos_integrations.rq` and never used

@@ -23,8 +23,8 @@ its birth can be too). One block: the worker's process fills the queue (Redis da
 flushed) with `--jobs` + 1 jobs, untimed, and drains it with `work(burst=True)`. The clock is
 read after each job's `execute_job` (in a subclass both workers share), so the timed window
 runs from the end of the first job, a warm-up, to the end of the last, and holds whole cycles
-of dequeue, fork, wait and RQ's bookkeeping; worker start and stop (RQ's birth and death, the
-cron registration thread `ChronosWorker` starts) are left out.
+of dequeue, fork, wait and RQ's bookkeeping; worker start and stop (RQ's birth and death,
+and `ChronosWorker`'s relay start and cron registration) are left out.
 
 Chronos's modules are compiled to bytecode first (`_bytecode`), as a wheel install leaves
 them: a checkout under `PYTHONDONTWRITEBYTECODE=1` would otherwise compile them in each worker

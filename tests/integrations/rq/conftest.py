@@ -45,6 +45,20 @@ def worker_env(server: ThreadedServer, extra_env: dict[str, str] | None = None) 
     }
 
 
+def run_probe(
+    code: str, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -c code argv...` in a fresh interpreter, so that what it loads is its own."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
 def worker_command(
     queue: str, worker_class: str = "chronos_integrations.rq.ChronosWorker", *, burst: bool
 ) -> list[str]:

@@ -7,11 +7,9 @@ nothing costs page faults per job.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 from tests.core.test_public_api import HEAVY_MODULES, LAZY_MODULES
-from tests.integrations.rq.conftest import REDIS_URL
+from tests.integrations.rq.conftest import REDIS_URL, run_probe
 
 # What the worker leaves to its relay process: the exporter, the models, their libraries.
 RELAYED_MODULES = [*HEAVY_MODULES, "pydantic_settings", "chronos_core._client"]
@@ -23,9 +21,8 @@ RELAY_SIDE_MODULES = ["chronos_integrations.rq._relay_main", "chronos_integratio
 
 def test_importing_the_integration_leaves_the_rarely_used_modules_unloaded() -> None:
     probe = "import chronos_integrations.rq, sys\nprint('\\n'.join(sys.modules))"
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
+    result = run_probe(probe)
+    assert result.returncode == 0, result.stderr[-3000:]
     loaded = set(result.stdout.split())
     assert "chronos_integrations.rq._worker" in loaded
     assert not loaded & set(LAZY_MODULES + RELAYED_MODULES + CAPTURE_MODULES + RELAY_SIDE_MODULES)
@@ -35,11 +32,10 @@ def test_a_worker_set_up_to_capture_the_console_loads_its_module_when_it_starts(
     # At setup, among the worker's long-lived objects, not at its first job (each horse then
     # writes fewer pages); without console capture, never.
     probe = f"""
-import os, sys
+import sys
 from redis import Redis
 from chronos_integrations.rq import ChronosWorker
 
-os.environ["CHRONOS_CAPTURE_CONSOLE"] = sys.argv[1]
 worker = ChronosWorker(["setup"], connection=Redis.from_url({REDIS_URL!r}))
 setup = worker._chronos()
 print(setup is not None and setup[1], "chronos_core._console" in sys.modules)
@@ -52,13 +48,6 @@ worker._chronos_link.close(0)
         "CHRONOS_SHUTDOWN_TIMEOUT": "0",
     }
     for capture, expected in (("true", ["True", "True"]), ("false", ["False", "False"])):
-        done = subprocess.run(
-            [sys.executable, "-c", probe, capture],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
+        done = run_probe(probe, env={**env, "CHRONOS_CAPTURE_CONSOLE": capture})
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.split() == expected, done.stderr[-3000:]

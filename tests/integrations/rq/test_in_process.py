@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -24,7 +22,7 @@ from chronos_integrations.rq import (
 from chronos_integrations.rq import _worker as worker_module
 from chronos_integrations.rq._cron import local_zone_name
 from tests.integrations.rq import jobs
-from tests.integrations.rq.conftest import REDIS_URL, run_worker
+from tests.integrations.rq.conftest import REDIS_URL, run_probe, run_worker
 from tests.support.live_server import ThreadedServer
 
 JOBS = "tests.integrations.rq.jobs"
@@ -162,9 +160,7 @@ class Target:
 registration = CronRegistration(Redis.from_url({REDIS_URL!r}), Target())
 print(registration.refresh(), "rq.cron" in sys.modules)
 """
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_probe(probe)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["0", "False"]
 
