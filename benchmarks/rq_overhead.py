@@ -1,7 +1,8 @@
 """RQ jobs/s with a bare forking `Worker` and with `ChronosWorker`, paired in the same run.
 
-    .venv/bin/python benchmarks/rq_overhead.py            # ~5 min; needs Redis on 127.0.0.1:6379
-    .venv/bin/python benchmarks/rq_overhead.py --quick    # ~1.5 min, a wider interval
+    .venv/bin/python benchmarks/rq_overhead.py              # ~3-5 min; Redis on 127.0.0.1:6379
+    .venv/bin/python benchmarks/rq_overhead.py --quick      # ~1 min, a wider interval
+    .venv/bin/python benchmarks/rq_overhead.py --groups 128 # ~15-20 min, +-1 % or better
 
 Target: `ChronosWorker` drains at most 2 % fewer jobs/s than a bare `Worker`.
 
@@ -16,15 +17,24 @@ verdict is judged on the interval of the mean: PASS when all of it is within the
 MET when all of it is beyond, UNDECIDED when it straddles the target. The interval narrows as
 1/√groups; when it is too wide the report says how many groups (`--groups`) would give ±1 %.
 
-Each worker class runs in a process of its own, started once (the bare one never imports
-Chronos, as in production, so its forks copy no Chronos pages or page tables), with one worker
-instance serving every block (a burst worker can `work()` again: its death was registered, so
-its birth can be too). One block: the worker's process fills the queue (Redis database 13,
-flushed) with `--jobs` + 1 jobs, untimed, and drains it with `work(burst=True)`. The clock is
-read after each job's `execute_job` (in a subclass both workers share), so the timed window
-runs from the end of the first job, a warm-up, to the end of the last, and holds whole cycles
-of dequeue, fork, wait and RQ's bookkeeping; worker start and stop (RQ's birth and death,
-and `ChronosWorker`'s relay start and cron registration) are left out.
+Each worker class runs in a process of its own (the bare one never imports Chronos, as in
+production, so its forks copy no Chronos pages or page tables), with one worker instance
+serving each of its blocks (a burst worker can `work()` again: its death was registered, so its
+birth can be too). What a forked horse copies depends on where the worker's objects lie, which
+follows everything the process imported before them: a process measures one heap layout, and
+the same code cost a dozen page faults per job more or less from one layout to the next (see
+`_layout`). So each group runs in a new pair of processes, each given a random layout of its
+own (a random subset of the standard library imported and random objects allocated before RQ
+is imported), and warmed up with `WARM_UP` untimed jobs: the mean over the groups is the mean
+over layouts, and its interval includes their spread. `--one-layout` keeps one pair of
+processes, in the script's own layout, for the whole run (warmed up with a whole group).
+
+One block: the worker's process fills the queue (Redis database 13, flushed) with `--jobs` + 1
+jobs, untimed, and drains it with `work(burst=True)`. The clock is read after each job's
+`execute_job` (in a subclass both workers share), so the timed window runs from the end of the
+first job to the end of the last, and holds whole cycles of dequeue, fork, wait and RQ's
+bookkeeping; worker start and stop (RQ's birth and death, and `ChronosWorker`'s relay start
+and cron registration) are left out.
 
 Chronos's modules are compiled to bytecode first (`_bytecode`), as a wheel install leaves
 them: a checkout under `PYTHONDONTWRITEBYTECODE=1` would otherwise compile them in each worker
@@ -61,8 +71,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from _bytecode import compile_chronos
-from redis import Redis
-from rq import Queue, Worker
+from _layout import perturb
 
 if TYPE_CHECKING:
     from chronos_core import BatchExporter
@@ -72,6 +81,8 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 JOBS_PER_BLOCK = 80
 GROUPS = 32
 QUICK_GROUPS = 8
+# Untimed jobs a new worker process runs before its first timed block.
+WARM_UP = 20
 TARGET = 0.02
 # Z for a two-sided 95 % interval (turned into Student's t for the groups run, see `_t95`);
 # bootstrap resamples of the median.
@@ -185,6 +196,9 @@ def timed_worker(
 ) -> TimedWorkerMixin:
     """The worker for `kind`; a bare worker's process imports Chronos only with `preload`.
     The Chronos worker exports from its relay process, or with `in_process` from its own."""
+    from redis import Redis
+    from rq import Worker
+
     connection = Redis.from_url(REDIS_URL)
     if kind == BARE:
         if preload:
@@ -225,6 +239,8 @@ def timed_worker(
 
 
 def run_block(worker: TimedWorkerMixin, kind: str, jobs: int) -> Block:
+    from rq import Queue, Worker
+
     assert isinstance(worker, Worker)
     connection = worker.connection
     connection.flushdb()
@@ -257,8 +273,11 @@ server.serve_forever()
 """
 
 
-def serve(kind: str, endpoint: str, console: bool, preload: bool, in_process: bool) -> None:
+def serve(
+    kind: str, endpoint: str, console: bool, preload: bool, in_process: bool, layout: int
+) -> None:
     """A worker's process: one block per line read (its size), its figures written back."""
+    described = perturb(layout)  # before RQ (and Chronos) are imported
     logging.getLogger("rq").setLevel(logging.WARNING)
     logging.getLogger("chronos_core").setLevel(logging.ERROR)
     worker = timed_worker(kind, endpoint, console, preload, in_process)
@@ -270,6 +289,7 @@ def serve(kind: str, endpoint: str, console: bool, preload: bool, in_process: bo
         "exporter_loaded": "chronos_core._exporter" in sys.modules,
         "rss_mb": _rss_kib() / 1024,
         "sent": worker.relayed_sent,
+        "layout": described,
     }
     exporter = worker.bench_exporter
     if exporter is not None:
@@ -294,16 +314,25 @@ def main() -> None:
         action="store_true",
         help="the Chronos worker exports from its own process, not from its relay process",
     )
+    parser.add_argument(
+        "--one-layout",
+        action="store_true",
+        help="one process per worker for the whole run, in the script's own heap layout"
+        " (default: new processes in a random layout for each group)",
+    )
+    parser.add_argument("--seed", type=int, help="of the layouts and the orders (random)")
     parser.add_argument("--serve", choices=(BARE, CHRONOS), help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--layout", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     console = not args.no_console
     if args.serve:
-        serve(args.serve, args.endpoint, console, args.preload, args.in_process)
+        serve(args.serve, args.endpoint, console, args.preload, args.in_process, args.layout)
         return
     groups = QUICK_GROUPS if args.quick else args.groups
     if groups < 2 or args.jobs < 2:
         parser.error("at least 2 groups of blocks of at least 2 jobs")
+    seed = args.seed if args.seed is not None else random.randrange(1, 1 << 30)
     bytecode = compile_chronos()
     sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
     assert sink.stdout is not None
@@ -312,75 +341,122 @@ def main() -> None:
     command += ["--no-console"] if args.no_console else []
     command += ["--preload"] if args.preload else []
     command += ["--in-process"] if args.in_process else []
-    workers = {
-        kind: subprocess.Popen(
-            [*command, "--serve", kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        for kind in (BARE, CHRONOS)
-    }
+    bench = Bench(command, args.jobs)
     try:
-        run(
-            workers,
-            groups,
-            args.jobs,
-            console=console,
-            preload=args.preload,
-            in_process=args.in_process,
-        )
+        bench.run(groups, seed, one_layout=args.one_layout)
+        bench.report(seed, console=console, preload=args.preload, in_process=args.in_process)
         print(bytecode)
     finally:
-        for process in (*workers.values(), sink):
-            process.terminate()
-            process.wait(10)
+        bench.stop()
+        sink.terminate()
+        sink.wait(10)
+        from redis import Redis
+
         Redis.from_url(REDIS_URL).flushdb()
 
 
-def run(
-    workers: dict[str, subprocess.Popen[str]],
-    groups: int,
-    jobs: int,
-    *,
-    console: bool,
-    preload: bool,
-    in_process: bool,
-) -> None:
-    def block(kind: str) -> Block:
-        stdin, stdout = _pipes(workers[kind])
+class Bench:
+    """The worker processes of a run, the blocks they ran and what they said at their end."""
+
+    def __init__(self, command: list[str], jobs: int) -> None:
+        self.command = command
+        self.jobs = jobs
+        self.workers: dict[str, subprocess.Popen[str]] = {}
+        self.results: list[list[Block]] = []
+        self.ends: dict[str, list[dict[str, Any]]] = {BARE: [], CHRONOS: []}
+        self.chronos_jobs = 0  # every job the Chronos workers ran, warm-ups included
+        self.elapsed = 0.0
+        self.load = (0.0, 0.0)
+
+    def start(self, layouts: dict[str, int], warm_up: int) -> None:
+        """A process for each worker, in its layout, each warmed up with a block untimed."""
+        self.workers = {
+            kind: subprocess.Popen(
+                [*self.command, "--serve", kind, "--layout", str(layouts[kind])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for kind in (BARE, CHRONOS)
+        }
+        for kind in (BARE, CHRONOS):
+            self.block(kind, warm_up)
+
+    def block(self, kind: str, jobs: int) -> Block:
+        stdin, stdout = _pipes(self.workers[kind])
         stdin.write(f"{jobs}\n")
         stdin.flush()
-        return Block(**json.loads(stdout.readline()))
+        line = stdout.readline()
+        assert line, f"the {kind} worker's process ended"
+        if kind == CHRONOS:
+            self.chronos_jobs += jobs + 1
+        return Block(**json.loads(line))
 
-    load_before = os.getloadavg()[0]
-    started = time.monotonic()
-    for kind in ABBA:  # a warm-up group, not kept
-        block(kind)
-    # ABBA or BAAB, drawn per group: a load that comes and goes with the period of a group
-    # would otherwise fall on the same worker every time.
-    orders = random.Random(groups).choices((ABBA, BAAB), k=groups)
-    results = [[block(kind) for kind in order] for order in orders]
-    elapsed = time.monotonic() - started
-    ends = {}
-    for kind, process in workers.items():
-        stdin, stdout = _pipes(process)
-        stdin.close()
-        ends[kind] = json.loads(stdout.readline())
-        process.wait(30)
-    report(results, jobs, elapsed, (load_before, os.getloadavg()[0]))
-    expected = (groups + 1) * 2 * (jobs + 1)
-    print(f"events delivered to the sink: {ends[CHRONOS]['sent']} of {expected}")
-    assert ends[BARE]["chronos_loaded"] == preload, "Chronos (not) imported by the bare worker"
-    print(
-        f"resident memory of the worker processes: bare {ends[BARE]['rss_mb']:.0f} MB"
-        f"{' (Chronos imported: --preload)' if preload else ''},"
-        f" Chronos {ends[CHRONOS]['rss_mb']:.0f} MB"
-    )
-    assert ends[CHRONOS]["exporter_loaded"] == in_process, "the exporter in the wrong process"
-    where = "the worker process" if in_process else "its relay process"
-    print(
-        f"Chronos: exporting from {where}, BatchExporter defaults (a batch every 2 s or 500"
-        f" events), console capture {'on' if console else 'off'}, flushed at the end of each"
-        " Chronos block (timed)"
-    )
+    def stop(self) -> None:
+        """End the worker processes, keeping what each said at its end."""
+        workers, self.workers = self.workers, {}
+        for kind, process in workers.items():
+            stdin, stdout = _pipes(process)
+            if process.poll() is None:
+                stdin.close()
+                line = stdout.readline()
+                if line:
+                    self.ends[kind].append(json.loads(line))
+            process.wait(30)
+
+    def run(self, groups: int, seed: int, *, one_layout: bool) -> None:
+        """`groups` groups of four blocks, ABBA or BAAB drawn per group: a load that comes
+        and goes with the period of a group would otherwise fall on the same worker every
+        time. Each group in new processes of random layouts (`_layout`), or all of them in
+        one pair of processes in the script's layout (warmed up with a whole group)."""
+        rng = random.Random(seed)
+        orders = rng.choices((ABBA, BAAB), k=groups)
+        self.load = (os.getloadavg()[0], 0.0)
+        started = time.monotonic()
+        if one_layout:
+            self.start({BARE: 0, CHRONOS: 0}, self.jobs)
+            for kind in ABBA:
+                self.block(kind, self.jobs)
+        for order in orders:
+            if not one_layout:
+                self.start(
+                    {BARE: rng.randrange(1, 1 << 30), CHRONOS: rng.randrange(1, 1 << 30)}, WARM_UP
+                )
+            self.results.append([self.block(kind, self.jobs) for kind in order])
+            if not one_layout:
+                self.stop()
+        self.stop()
+        self.elapsed = time.monotonic() - started
+        self.load = (self.load[0], os.getloadavg()[0])
+
+    def report(self, seed: int, *, console: bool, preload: bool, in_process: bool) -> None:
+        layouts = len(self.ends[CHRONOS])
+        report(self.results, self.jobs, self.elapsed, self.load)
+        sent = sum(end["sent"] for end in self.ends[CHRONOS])
+        print(f"events delivered to the sink: {sent} of {self.chronos_jobs}")
+        for end in self.ends[BARE]:
+            assert end["chronos_loaded"] == preload, "Chronos (not) imported by the bare worker"
+        for end in self.ends[CHRONOS]:
+            assert end["exporter_loaded"] == in_process, "the exporter in the wrong process"
+        bare_mb = statistics.median(end["rss_mb"] for end in self.ends[BARE])
+        chronos_mb = statistics.median(end["rss_mb"] for end in self.ends[CHRONOS])
+        print(
+            f"resident memory of the worker processes (median): bare {bare_mb:.0f} MB"
+            f"{' (Chronos imported: --preload)' if preload else ''}, Chronos {chronos_mb:.0f} MB"
+        )
+        if layouts == 1:
+            print("one process per worker for the whole run, in the script's own heap layout")
+        else:
+            print(
+                f"a new pair of worker processes for each group, {layouts} random heap layouts"
+                f" per worker (`_layout`), seed {seed}"
+            )
+        where = "the worker process" if in_process else "its relay process"
+        print(
+            f"Chronos: exporting from {where}, BatchExporter defaults (a batch every 2 s or 500"
+            f" events), console capture {'on' if console else 'off'}, flushed at the end of each"
+            " Chronos block (timed)"
+        )
 
 
 def _rss_kib() -> int:
