@@ -195,6 +195,7 @@ class HorsePlan:
         "console",
         "context",
         "exec_id",
+        "facts",
         "fields",
         "job_id",
         "labels",
@@ -235,36 +236,27 @@ class HorsePlan:
         self.max_log_bytes = max_log_bytes
         self.app_version = app_version
         self.console = console
+        # What the parent knows of the run, as plain values (for the relay: `from_facts`);
+        # made here, in the call that stores them, rather than by a method of its own.
+        self.facts: tuple[Any, ...] = (
+            job_id, exec_id, attempt, rq_job_id, queue, worker, labels, max_log_bytes, app_version
+        )  # fmt: skip
         # The parent's context at the fork, the horse's too: the trace is read from it when
         # the event is made, not in the horse (OpenTelemetry's lookup touches many pages).
         self.context = contextvars.copy_context()
         self.outcome: tuple[int, int, int, str | None] | None = None
         self.fields: dict[str, Any] | None = None
         self.sent = False  # the horse wrote its report
-        # With a relay (`_relay`): its pipe's writing end, and the run's `facts()` with the
+        # With a relay (`_relay`): its pipe's writing end, and the run's `facts` with the
         # trace read in the parent, for the horse to send its report there itself.
         self.relay = -1
         self.relayed: tuple[Any, ...] | None = None
         # A byte shared with the parent (`RELAYED`, `IN_PIPE`), or None.
         self.state: Any = None
 
-    def facts(self) -> tuple[Any, ...]:
-        """What the parent knew of the run, as plain values (for the relay: `from_facts`)."""
-        return (
-            self.job_id,
-            self.exec_id,
-            self.attempt,
-            self.rq_job_id,
-            self.queue,
-            self.worker,
-            tuple(self.labels),
-            self.max_log_bytes,
-            self.app_version,
-        )
-
     @classmethod
     def from_facts(cls, facts: tuple[Any, ...] | list[Any]) -> HorsePlan:
-        """The plan of `facts()`, in the relay process: no channel, console or context (the
+        """The plan of `facts`, in the relay process: no channel, console or context (the
         worker read the run's trace in its own context and sends it along)."""
         plan = cls.__new__(cls)
         (
@@ -279,6 +271,7 @@ class HorsePlan:
             plan.app_version,
         ) = facts
         plan.labels = tuple(labels)
+        plan.facts = tuple(facts)
         plan.channel = None  # type: ignore[assignment]
         plan.console = None
         plan.context = None  # type: ignore[assignment]

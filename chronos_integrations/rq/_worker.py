@@ -41,7 +41,7 @@ from collections.abc import Callable
 
 # Names the horse calls are imported here rather than looked up where they are used: a
 # forked horse would otherwise look them up (and write to the objects involved) on every job.
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from datetime import UTC, datetime
 from os import getpid
 from time import perf_counter_ns, time_ns
@@ -132,6 +132,9 @@ class ChronosWorkerMixin:
     _chronos_pipe_size: int = 0
     _chronos_forks: int = 0
     _chronos_cron: Any = None
+    # The context the last plan was made in, and the trace read from it.
+    _chronos_trace: tuple[Context, str | None] | None = None
+    _is_horse = False  # RQ's: set in the horse it forked
 
     # -- configuration -----------------------------------------------------------------
 
@@ -322,11 +325,21 @@ class ChronosWorkerMixin:
         if link is not None:
             # The run's facts and the trace of the context the horse is forked in, read here:
             # the horse sends its report to the relay with them (`horse_send`), or the parent
-            # forwards it. The horse writes to the relay itself only while no frame of the
-            # worker's waits half written (the horse's would land in its middle).
-            plan.relayed = (plan.facts(), plan.trace_of(None))
-            if link.idle:
-                plan.relay = link.fd
+            # forwards it. The trace is read again only when that context changed: the
+            # worker's loop sets no context variable from one job to the next, so the copy
+            # shares the last one's variables and compares equal at once, where reading the
+            # trace touches OpenTelemetry's objects (a page each, see the module's docstring).
+            # OpenTelemetry keeps its current context in a context variable.
+            context = plan.context
+            trace = self._chronos_trace
+            if trace is None or trace[0] != context:
+                trace = self._chronos_trace = (context, plan.trace_of(None))
+            plan.relayed = (plan.facts, trace[1])
+            # The horse writes to the relay itself only while no frame of the worker's waits
+            # half written (the horse's would land in its middle). The link's attributes
+            # rather than its properties: two calls fewer in every job.
+            if not link._pending:
+                plan.relay = link._fd
         return plan
 
     def monitor_work_horse(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
@@ -400,7 +413,7 @@ class ChronosWorkerMixin:
             return
         link, setup = self._chronos_link, self._chronos_setup
         if link is not None:
-            link.send_run(plan.facts(), fields.get("trace_id"), encode_frame(to_wire(fields)))
+            link.send_run(plan.facts, fields.get("trace_id"), encode_frame(to_wire(fields)))
         elif setup is not None:
             setup[0].record(run.event_from(fields))  # type: ignore[union-attr]
 
@@ -439,7 +452,7 @@ class ChronosWorkerMixin:
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         plan = self._chronos_plan
-        if plan is not None and plan.channel.parent_pid != os.getpid():
+        if plan is not None and (self._is_horse or plan.channel.in_horse):
             # A forked horse: the parent planned the run and wrapped `job.perform`.
             try:
                 return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]

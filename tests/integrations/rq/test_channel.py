@@ -199,7 +199,7 @@ def test_a_plain_success_is_written_by_the_horse_as_the_job_returns() -> None:
 def test_a_relay_plan_carries_the_facts_and_the_workers_trace() -> None:
     plan = _plan()
     plan.outcome = (1_700_000_000_000_000_000, 2_000_000, 7, None)
-    relayed = HorsePlan.from_facts(plan.facts())
+    relayed = HorsePlan.from_facts(plan.facts)
     direct = HorseReport(plan, encode_frame(plan.report())).wire()
     report = HorseReport(relayed, encode_frame(plan.report()), "ab" * 16)
     assert report.wire() == {**direct, "traceId": "ab" * 16}

@@ -23,6 +23,7 @@ from chronos_integrations.rq._channel import (
     report_size,
 )
 from chronos_integrations.rq._relay import MAX_PENDING_BYTES, RelayLink
+from tests.support.otel import span_context_attached
 
 
 class PipeProcess:
@@ -137,6 +138,44 @@ def test_a_run_forked_while_the_relay_is_busy_is_forwarded_by_the_worker(
     runs = [frame for frame in received if frame[0] == "run" and frame[1][0] == "jobs.add"]
     assert len(runs) == 1
     assert decode_frames(runs[0][3]) == [outcome]
+    worker._chronos_channel.close()  # type: ignore[union-attr]
+
+
+def test_a_plan_reads_the_trace_again_only_when_the_workers_context_changed(
+    relay: tuple[RelayLink, PipeProcess], redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reading the trace touches OpenTelemetry's objects, a page copy each after every fork:
+    # the worker reads it once for as long as its context stays the same.
+    from chronos_integrations.rq._channel import HorsePlan
+
+    reads: list[str | None] = []
+    trace_of = HorsePlan.trace_of
+
+    def counted(plan: HorsePlan, reported: str | None) -> str | None:
+        reads.append(trace := trace_of(plan, reported))
+        return trace
+
+    monkeypatch.setattr(HorsePlan, "trace_of", counted)
+    link, _ = relay
+    worker = ChronosWorker([Queue("q", connection=redis)], connection=redis)
+    setup = (link, False, 10_000, None)
+    worker._chronos_link, worker._chronos_setup = link, setup
+    worker._chronos_pipe_size = report_size(10_000)
+    job = SimpleNamespace(id="job-1", meta={}, func_name="jobs.add", started_at=None)
+    queue = Queue("q", connection=redis)
+
+    def trace() -> str | None:
+        relayed = worker._chronos_plan_for(job, queue, setup).relayed
+        assert relayed is not None
+        assert relayed[0][0] == "jobs.add"
+        return relayed[1]  # type: ignore[no-any-return]
+
+    assert [trace(), trace(), trace()] == [None, None, None]
+    assert reads == [None]
+    with span_context_attached() as trace_id:
+        assert [trace(), trace()] == [trace_id, trace_id]
+    assert trace() is None
+    assert reads == [None, trace_id, None]
     worker._chronos_channel.close()  # type: ignore[union-attr]
 
 
