@@ -107,9 +107,12 @@ class ConsoleCapture:
 
     `paused` (default False) passes writes through without keeping them, for a capture set
     up once and switched on only while a job runs (an RQ worker's, in each work horse).
+    `written` tells whether anything was written while it captured (kept or not, by the
+    bound), in one attribute read and no call: in a work horse each object touched is a page
+    copy.
     """
 
-    __slots__ = ("_ended", "_lock", "_parent", "_token", "paused", "stderr", "stdout")
+    __slots__ = ("_ended", "_lock", "_parent", "_token", "paused", "stderr", "stdout", "written")
 
     def __init__(self, max_bytes: int) -> None:
         self.stdout = BoundedText(max_bytes)
@@ -119,6 +122,7 @@ class ConsoleCapture:
         self._token: Token[ConsoleCapture | None] | None = None
         self._ended = False
         self.paused = False
+        self.written = False
 
     def begin(self) -> ConsoleCapture:
         """Install the stream wrappers if needed and send this context's output here."""
@@ -157,9 +161,10 @@ class ConsoleCapture:
     def _record(self, name: StreamName, text: str) -> None:
         capture: ConsoleCapture | None = self
         while capture is not None:
-            if not capture._ended and not capture.paused:
+            if not capture._ended and not capture.paused and text:
                 with capture._lock:
                     (capture.stdout if name == "stdout" else capture.stderr).append(text)
+                    capture.written = True
             capture = capture._parent
 
 

@@ -578,7 +578,7 @@ def _horse_perform(perform: Callable[[], Any], plan: HorsePlan, job: Any) -> Cal
         plain = True
         if console is not None:
             console.paused = True
-            plain = not (console.stdout or console.stderr)
+            plain = not console.written
         if plain:
             try:
                 plain = not isinstance(result, Retry)  # RQ 2.3+: a job may ask to be retried

@@ -128,8 +128,12 @@ def test_a_paused_process_capture_keeps_nothing_until_switched_on(
     try:
         print("the worker's own output")
         assert process.stdout.text() == ""
+        assert not process.written
         process.paused = False
+        print(end="")
+        assert not process.written  # nothing was written
         print("the job's")
+        assert process.written
     finally:
         process.end()
 
