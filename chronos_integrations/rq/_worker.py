@@ -134,7 +134,7 @@ class ChronosWorkerMixin:
     _chronos_cron: Any = None
     # The context the last plan was made in, and the trace read from it.
     _chronos_trace: tuple[Context, str | None] | None = None
-    _is_horse = False  # RQ's: set in the horse it forked
+    _is_horse = False  # RQ's own flag, set in each horse (`main_work_horse`)
 
     # -- configuration -----------------------------------------------------------------
 
@@ -325,11 +325,11 @@ class ChronosWorkerMixin:
         if link is not None:
             # The run's facts and the trace of the context the horse is forked in, read here:
             # the horse sends its report to the relay with them (`horse_send`), or the parent
-            # forwards it. The trace is read again only when that context changed: the
-            # worker's loop sets no context variable from one job to the next, so the copy
+            # forwards it. The trace is read again only when that context changed (it can only
+            # change with it: OpenTelemetry keeps its current context in a context variable).
+            # The worker's loop sets no context variable from one job to the next, so the copy
             # shares the last one's variables and compares equal at once, where reading the
-            # trace touches OpenTelemetry's objects (a page each, see the module's docstring).
-            # OpenTelemetry keeps its current context in a context variable.
+            # trace touches OpenTelemetry's objects: a page each (see the module's docstring).
             context = plan.context
             trace = self._chronos_trace
             if trace is None or trace[0] != context:
@@ -453,7 +453,8 @@ class ChronosWorkerMixin:
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         plan = self._chronos_plan
         if plan is not None and (self._is_horse or plan.channel.in_horse):
-            # A forked horse: the parent planned the run and wrapped `job.perform`.
+            # A forked horse: the parent planned the run and wrapped `job.perform`. RQ's flag
+            # first (no call); the pid, for a worker class whose horse does not set it.
             try:
                 return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
             finally:
