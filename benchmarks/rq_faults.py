@@ -34,6 +34,7 @@ import sys
 from typing import Any
 
 from _bytecode import compile_chronos
+from _drain import drain_no_op_jobs
 
 REDIS_URL = "redis://127.0.0.1:6379/10"
 WARM_UP = 20
@@ -42,8 +43,7 @@ KINDS = ("bare", "imports", "chronos")
 
 def serve(kind: str, jobs: int, imports: str, console: bool) -> dict[str, float]:
     """Drain `jobs` no-op jobs (after a warm-up) with a worker of `kind`; faults per job."""
-    from redis import Redis
-    from rq import Queue, Worker
+    from rq import Worker
 
     base: Any = Worker
     if kind == "imports":
@@ -75,14 +75,7 @@ def serve(kind: str, jobs: int, imports: str, console: bool) -> dict[str, float]
                 self.horses.append(usage)
             return pid, status, usage
 
-    connection = Redis.from_url(REDIS_URL)
-    connection.flushdb()
-    queue = Queue("faults", connection=connection)
-    for _ in range(WARM_UP + jobs):
-        queue.enqueue("os.getpid")
-    worker = CountingWorker(["faults"], connection=connection)
-    worker.work(burst=True, logging_level="WARNING")
-    connection.flushdb()
+    worker = drain_no_op_jobs(CountingWorker, REDIS_URL, "faults", WARM_UP + jobs)
     first, last = worker.marks[WARM_UP - 1], worker.marks[-1]
     timed = len(worker.marks) - WARM_UP
     horses = worker.horses[WARM_UP:]

@@ -40,6 +40,7 @@ import types
 from typing import Any
 
 from _bytecode import compile_chronos
+from _drain import drain_no_op_jobs
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -85,8 +86,7 @@ def chronos_pages(pages: set[int]) -> int:
 
 
 def serve(kind: str, jobs: int, out: str) -> None:
-    from redis import Redis
-    from rq import Queue, Worker
+    from rq import Worker
 
     base: Any = Worker
     if kind == "imports":
@@ -114,13 +114,7 @@ def serve(kind: str, jobs: int, out: str) -> None:
                 with open(out, "a") as report:
                     report.write(json.dumps([len(pages), ours, faults]) + "\n")
 
-    connection = Redis.from_url(REDIS_URL)
-    connection.flushdb()
-    queue = Queue("pages", connection=connection)
-    for _ in range(jobs + 1):
-        queue.enqueue("os.getpid")
-    PageCountingWorker(["pages"], connection=connection).work(burst=True, logging_level="WARNING")
-    connection.flushdb()
+    drain_no_op_jobs(PageCountingWorker, REDIS_URL, "pages", jobs + 1)
 
 
 def main() -> None:

@@ -74,6 +74,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from _bytecode import compile_chronos
+from _drain import NO_OP_JOB
 from _layout import perturb
 
 if TYPE_CHECKING:
@@ -90,9 +91,6 @@ TARGET = 0.02
 # bootstrap resamples of the median.
 Z95 = 1.96
 RESAMPLES = 10_000
-# A job the work horse can import (functions of __main__ cannot be enqueued); as cheap as
-# a job gets, so the overhead is measured at its largest.
-JOB = "os.getpid"
 BARE, CHRONOS = "bare", "chronos"
 ABBA = (BARE, CHRONOS, CHRONOS, BARE)
 BAAB = (CHRONOS, BARE, BARE, CHRONOS)
@@ -159,7 +157,7 @@ class TimedWorkerMixin:
             self.relay_ns.append(self._relay_ns())
         if done == self.block_jobs:
             # After the window: the wait, and the CPU the flush took in the relay and here.
-            cpu = self._relay_ns() / 1e9 + time.process_time()
+            cpu = self.relay_ns[-1] / 1e9 + time.process_time()
             started = time.perf_counter()
             self.flush()
             self.flush_seconds = time.perf_counter() - started
@@ -272,7 +270,7 @@ def run_block(worker: TimedWorkerMixin, kind: str, jobs: int) -> Block:
     queue = Queue("bench", connection=connection)
     with connection.pipeline() as pipe:
         for _ in range(jobs + 1):
-            queue.enqueue(JOB, pipeline=pipe)
+            queue.enqueue(NO_OP_JOB, pipeline=pipe)
         pipe.execute()
     worker.start_block(jobs + 1)
     worker.work(burst=True, logging_level="WARNING")
@@ -393,8 +391,8 @@ class Bench:
         self.elapsed = 0.0
         self.load = (0.0, 0.0)
 
-    def start(self, layouts: dict[str, int], warm_up: int) -> None:
-        """A process for each worker, in its layout, each warmed up with a block untimed."""
+    def start(self, layouts: dict[str, int]) -> None:
+        """A process for each worker, in its layout."""
         self.workers = {
             kind: subprocess.Popen(
                 [*self.command, "--serve", kind, "--layout", str(layouts[kind])],
@@ -404,8 +402,6 @@ class Bench:
             )
             for kind in (BARE, CHRONOS)
         }
-        for kind in (BARE, CHRONOS):
-            self.block(kind, warm_up)
 
     def block(self, kind: str, jobs: int) -> Block:
         stdin, stdout = _pipes(self.workers[kind])
@@ -439,14 +435,14 @@ class Bench:
         self.load = (os.getloadavg()[0], 0.0)
         started = time.monotonic()
         if one_layout:
-            self.start({BARE: 0, CHRONOS: 0}, self.jobs)
-            for kind in ABBA:
+            self.start({BARE: 0, CHRONOS: 0})
+            for kind in ABBA:  # a warm-up group, not kept
                 self.block(kind, self.jobs)
         for order in orders:
             if not one_layout:
-                self.start(
-                    {BARE: rng.randrange(1, 1 << 30), CHRONOS: rng.randrange(1, 1 << 30)}, WARM_UP
-                )
+                self.start({kind: rng.randrange(1, 1 << 30) for kind in (BARE, CHRONOS)})
+                for kind in (BARE, CHRONOS):  # a warm-up block each, not kept
+                    self.block(kind, WARM_UP)
             self.results.append([self.block(kind, self.jobs) for kind in order])
             if not one_layout:
                 self.stop()

@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 from _bytecode import compile_chronos
+from _drain import drain_no_op_jobs
 from _layout import perturb
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -44,9 +45,6 @@ def serve(layout: int, jobs: int, console: bool) -> dict[str, float]:
         CHRONOS_CAPTURE_CONSOLE=str(console).lower(),
         CHRONOS_SHUTDOWN_TIMEOUT="0",
     )
-    from redis import Redis
-    from rq import Queue
-
     from chronos_integrations.rq import ChronosWorker
 
     figures: dict[bool, dict[str, list[float]]] = {
@@ -83,13 +81,7 @@ def serve(layout: int, jobs: int, console: bool) -> dict[str, float]:
                 self.horse_faults = usage.ru_minflt
             return pid, status, usage
 
-    connection = Redis.from_url(REDIS_URL)
-    connection.flushdb()
-    queue = Queue("per-job", connection=connection)
-    for _ in range(WARM_UP + jobs):
-        queue.enqueue("os.getpid")
-    AlternatingWorker([queue], connection=connection).work(burst=True, logging_level="WARNING")
-    connection.flushdb()
+    drain_no_op_jobs(AlternatingWorker, REDIS_URL, "per-job", WARM_UP + jobs)
     median = statistics.median
     return {
         name: median(figures[True][name]) - median(figures[False][name]) for name in figures[True]

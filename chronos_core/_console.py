@@ -159,9 +159,11 @@ class ConsoleCapture:
                 _active.set(self._parent)
 
     def _record(self, name: StreamName, text: str) -> None:
+        if not text:
+            return  # nothing written: `written` stays as it was
         capture: ConsoleCapture | None = self
         while capture is not None:
-            if not capture._ended and not capture.paused and text:
+            if not capture._ended and not capture.paused:
                 with capture._lock:
                     (capture.stdout if name == "stdout" else capture.stderr).append(text)
                     capture.written = True

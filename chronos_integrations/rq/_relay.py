@@ -102,7 +102,11 @@ class RelayLink:
         self._wake = -1
         self._use(process, wake)
         self._started = time.monotonic()
-        self._pending: deque[memoryview] = deque()
+        # Frames waiting to be written to `fd`, the writing end of the relay's input. A horse
+        # writes its report there itself, but only while this is empty (`idle`): its frame
+        # would otherwise land in the middle of one half written. Plain attributes: the
+        # worker reads both for every job.
+        self.pending: deque[memoryview] = deque()
         self._pending_bytes = 0
         self._lock = threading.Lock()  # the worker's loop, and a flush from another thread
         self._flush_lock = threading.Lock()
@@ -115,8 +119,8 @@ class RelayLink:
     def _use(self, process: subprocess.Popen[bytes], wake: int) -> None:
         assert process.stdin is not None
         self.process = process
-        self._fd = process.stdin.fileno()
-        os.set_blocking(self._fd, False)
+        self.fd: int = process.stdin.fileno()
+        os.set_blocking(self.fd, False)
         _close(self._wake)
         self._wake = wake
 
@@ -127,11 +131,6 @@ class RelayLink:
                 os.write(self._wake, b"!")
             except OSError:
                 pass  # full (it is waking up anyway) or gone
-
-    @property
-    def fd(self) -> int:
-        """The writing end of the relay's input (a horse writes its report there itself)."""
-        return self._fd
 
     @classmethod
     def start(cls, timeout: float = HELLO_TIMEOUT) -> RelayLink:
@@ -159,8 +158,8 @@ class RelayLink:
         if code is None:
             old.kill()
         old.wait()
-        self.dropped += len(self._pending)
-        self._pending.clear()
+        self.dropped += len(self.pending)
+        self.pending.clear()
         self._pending_bytes = 0
         self._answers = b""
         self._use(process, wake)
@@ -201,7 +200,7 @@ class RelayLink:
     def idle(self) -> bool:
         """Whether nothing waits to be written: only then may a horse write to the relay
         itself (a frame of its own in the middle of one half written would corrupt both)."""
-        return not self._pending
+        return not self.pending
 
     def flush(self, timeout: float | None = None) -> bool:
         """Hand over what waits and have the relay send everything it holds; True once it
@@ -242,13 +241,13 @@ class RelayLink:
             if self._closed:
                 self.dropped += 1
                 return False
-            pending = bool(self._pending) and not self._drain()
+            pending = bool(self.pending) and not self._drain()
             if pending and self._pending_bytes + len(frame) > MAX_PENDING_BYTES:
                 self._count_drop()
                 return False
             if not pending:
                 try:
-                    written = os.write(self._fd, frame)
+                    written = os.write(self.fd, frame)
                 except BlockingIOError:
                     written = 0
                 except OSError:  # the relay has ended
@@ -256,44 +255,44 @@ class RelayLink:
                         self._count_drop()
                         return False
                     try:
-                        written = os.write(self._fd, frame)
+                        written = os.write(self.fd, frame)
                     except OSError:
                         written = 0  # waits for the new relay, written on the next send
                 if written == len(frame):
                     return True
                 frame = frame[written:] if written else frame
-            self._pending.append(memoryview(frame))
+            self.pending.append(memoryview(frame))
             self._pending_bytes += len(frame)
             return True
 
     def _drain(self, blocking_for: float = 0.0) -> bool:
         """Write pending frames; True when none is left. Under `_lock`."""
         deadline = time.monotonic() + blocking_for
-        while self._pending:
-            head = self._pending[0]
+        while self.pending:
+            head = self.pending[0]
             try:
-                written = os.write(self._fd, head)
+                written = os.write(self.fd, head)
             except BlockingIOError:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                select.select([], [self._fd], [], remaining)
+                select.select([], [self.fd], [], remaining)
                 continue
             except OSError:  # the relay has ended: a new one takes the rest (see `_revive`)
                 if self._revive():
                     return False
                 logger.warning(
-                    "chronos: the relay process is gone; %d frames lost", len(self._pending)
+                    "chronos: the relay process is gone; %d frames lost", len(self.pending)
                 )
-                self.dropped += len(self._pending)
-                self._pending.clear()
+                self.dropped += len(self.pending)
+                self.pending.clear()
                 self._pending_bytes = 0
                 return True
             self._pending_bytes -= written
             if written == len(head):
-                self._pending.popleft()
+                self.pending.popleft()
             else:
-                self._pending[0] = head[written:]
+                self.pending[0] = head[written:]
         return True
 
     def _count_drop(self) -> None:
@@ -316,7 +315,7 @@ class RelayLink:
                 return self.process.poll() is not None
             self._closed = True
             if not self._drain(blocking_for=limit):
-                lost = len(self._pending)
+                lost = len(self.pending)
                 logger.warning("chronos: %d frames did not reach the relay process", lost)
             if self.process.stdin is not None:
                 with contextlib.suppress(OSError):

@@ -134,7 +134,6 @@ class ChronosWorkerMixin:
     _chronos_cron: Any = None
     # The context the last plan was made in, and the trace read from it.
     _chronos_trace: tuple[Context, str | None] | None = None
-    _is_horse = False  # RQ's own flag, set in each horse (`main_work_horse`)
 
     # -- configuration -----------------------------------------------------------------
 
@@ -336,10 +335,10 @@ class ChronosWorkerMixin:
                 trace = self._chronos_trace = (context, plan.trace_of(None))
             plan.relayed = (plan.facts, trace[1])
             # The horse writes to the relay itself only while no frame of the worker's waits
-            # half written (the horse's would land in its middle). The link's attributes
-            # rather than its properties: two calls fewer in every job.
-            if not link._pending:
-                plan.relay = link._fd
+            # half written (the horse's would land in its middle): `link.idle`, read here
+            # without the property's call.
+            if not link.pending:
+                plan.relay = link.fd
         return plan
 
     def monitor_work_horse(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
@@ -452,9 +451,8 @@ class ChronosWorkerMixin:
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         plan = self._chronos_plan
-        if plan is not None and (self._is_horse or plan.channel.in_horse):
-            # A forked horse: the parent planned the run and wrapped `job.perform`. RQ's flag
-            # first (no call); the pid, for a worker class whose horse does not set it.
+        if plan is not None and plan.channel.in_horse:
+            # A forked horse: the parent planned the run and wrapped `job.perform`.
             try:
                 return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
             finally:
