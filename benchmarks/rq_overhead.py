@@ -43,14 +43,20 @@ process, whose heap keeps the compiler's leftovers (some 2 MB, and a larger fork
 The Chronos worker exports from its relay process (`--in-process`: from a `BatchExporter` in
 the worker itself), with the exporter's default settings (a batch every 2 s, sooner when 500
 events wait) and console capture on (`--no-console`: off); it sends to a sink in a process of
-its own that acknowledges everything, as a server would. So that no exporter work of a
-Chronos block spills into the next bare block, each Chronos block is followed by a flush (the
-relay's, whose answer the worker waits for). In production nobody waits for it: the relay
-sends while the next jobs run. The block's time counts the CPU the flush took (the relay's
-threads, from the scheduler's account, and the worker process's) as if the worker had spent
-it between two jobs, and not the rest of the wait (the sink's own work, and the hand-offs
-between processes); the report also gives the figure with the whole wait counted, an upper
-bound, which is how runs before 2026-11-30 counted it.
+its own that acknowledges everything, as a server would. A worker process keeps one relay
+for its life, as a production worker does in its one `work()`: `ChronosWorker.work()` would
+start a relay for each block and stop it at the block's end, so that each block's jobs and
+flush would be those of a new relay process (its code cold, its first request to the sink),
+which made the flush cost some 6 ms of CPU instead of some 3.5, and the relay some 20 µs per
+job instead of some 13 (runs before 2026-11-30's evening were measured so).
+
+So that no exporter work of a Chronos block spills into the next bare block, each Chronos block
+is followed by a flush (the relay's, whose answer the worker waits for). In production nobody
+waits for it: the relay sends while the next jobs run. The block's time counts the CPU the
+flush took (the relay's threads, from the scheduler's account, and the worker process's) as if
+the worker had spent it between two jobs, and not the rest of the wait (the sink's own work,
+and the hand-offs between processes); the report also gives the figure with the whole wait
+counted, an upper bound, which is how runs before 2026-11-30 counted it.
 
 Per job, from the same blocks: page faults and CPU time of the work horse (RQ's `os.wait4`),
 of the worker process (`getrusage` across the window, an exporter thread included), and CPU
@@ -187,7 +193,7 @@ class TimedWorkerMixin:
         link = getattr(self, "_chronos_link", None)
         if link is not None:
             assert link.flush(30), "the relay did not deliver everything"
-            self.relayed_sent += link.stats["sent"]
+            self.relayed_sent = link.stats["sent"]  # one relay for the process's life
 
     def wait_for_horse(self) -> Any:
         pid, status, usage = super().wait_for_horse()  # type: ignore[misc]
@@ -243,7 +249,22 @@ def timed_worker(
         )
 
         class ChronosBenchWorker(TimedWorkerMixin, ChronosWorker):
-            """`ChronosWorker`, timed, flushing its relay at the end of each block."""
+            """`ChronosWorker`, timed, flushing its relay at the end of each block, with one
+            relay for the process's life."""
+
+            def work(self, *args: Any, **kwargs: Any) -> Any:
+                # `ChronosWorker.work()` starts a relay and stops it when it returns, as a
+                # production worker does once, in its one `work()`. Here each block is a
+                # `work()` of its own: a relay per block would make each block's jobs and
+                # flush those of a new process (its code cold, its first request). So the
+                # set-up (the relay started) is made once, and RQ's `work()` runs each block.
+                self._chronos()
+                return Worker.work(self, *args, **kwargs)
+
+            def close_relay(self) -> None:
+                link = self._chronos_link
+                if link is not None:
+                    link.close(30)
 
         return ChronosBenchWorker(["bench"], connection=connection)
 
@@ -314,6 +335,9 @@ def serve(
         "sent": worker.relayed_sent,
         "layout": described,
     }
+    close_relay = getattr(worker, "close_relay", None)
+    if close_relay is not None:
+        close_relay()
     exporter = worker.bench_exporter
     if exporter is not None:
         exporter.shutdown(10)
@@ -444,6 +468,9 @@ class Bench:
                 for kind in (BARE, CHRONOS):  # a warm-up block each, not kept
                     self.block(kind, WARM_UP)
             self.results.append([self.block(kind, self.jobs) for kind in order])
+            # Each group's blocks as it ends, on stderr: what a run cut short had measured.
+            blocks = [dataclasses.asdict(block) for block in self.results[-1]]
+            print(json.dumps(blocks), file=sys.stderr, flush=True)
             if not one_layout:
                 self.stop()
         self.stop()
