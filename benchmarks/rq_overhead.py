@@ -143,7 +143,7 @@ class TimedWorkerMixin:
     flush_cpu: float = 0.0
     # What must be sent before the window closes (the Chronos worker's exporter, in process).
     bench_exporter: ClassVar[BatchExporter | None] = None
-    # Events the sink acknowledged, as the relay counted them (one relay per block).
+    # Events the sink acknowledged, as the worker process's one relay counted them.
     relayed_sent: int = 0
 
     def start_block(self, jobs: int) -> None:
@@ -258,13 +258,9 @@ def timed_worker(
                 # `work()` of its own: a relay per block would make each block's jobs and
                 # flush those of a new process (its code cold, its first request). So the
                 # set-up (the relay started) is made once, and RQ's `work()` runs each block.
+                # `serve` stops it at the process's end.
                 self._chronos()
                 return Worker.work(self, *args, **kwargs)
-
-            def close_relay(self) -> None:
-                link = self._chronos_link
-                if link is not None:
-                    link.close(30)
 
         return ChronosBenchWorker(["bench"], connection=connection)
 
@@ -335,9 +331,9 @@ def serve(
         "sent": worker.relayed_sent,
         "layout": described,
     }
-    close_relay = getattr(worker, "close_relay", None)
-    if close_relay is not None:
-        close_relay()
+    stop = getattr(worker, "_chronos_stop", None)
+    if stop is not None:
+        stop()  # `ChronosWorker`'s set-up, the relay included (it sends what it holds)
     exporter = worker.bench_exporter
     if exporter is not None:
         exporter.shutdown(10)

@@ -219,20 +219,25 @@ class ChronosWorkerMixin:
         try:
             return super().work(*args, **kwargs)  # type: ignore[misc]
         finally:
-            cron, self._chronos_cron = self._chronos_cron, None
-            if cron is not None:
-                cron.stop()
-            console, self._chronos_console = self._chronos_console, None
-            if console is not None:
-                console.end()
-            channel, self._chronos_channel = self._chronos_channel, None
-            if channel is not None:
-                channel.close()
-            link = self._chronos_link
-            if link is not None:
-                # The relay sends what it holds and exits; the next `work()` starts another.
-                self._chronos_link = self._chronos_setup = None
-                link.close()
+            self._chronos_stop()
+
+    def _chronos_stop(self) -> None:
+        """Undo what `work()` and the first jobs set up: cron registration, the console
+        capture, the horses' channel, and the relay (which sends what it holds and exits; the
+        next `work()` starts another)."""
+        cron, self._chronos_cron = self._chronos_cron, None
+        if cron is not None:
+            cron.stop()
+        console, self._chronos_console = self._chronos_console, None
+        if console is not None:
+            console.end()
+        channel, self._chronos_channel = self._chronos_channel, None
+        if channel is not None:
+            channel.close()
+        link = self._chronos_link
+        if link is not None:
+            self._chronos_link = self._chronos_setup = None
+            link.close()
 
     def run_maintenance_tasks(self) -> None:
         # RQ runs these when the worker starts, then every `maintenance_interval` seconds.
