@@ -109,11 +109,6 @@ class HorseChannel:
             # smaller pipes.
             self.capacity = int(fcntl.fcntl(self._writer, _F_GETPIPE_SZ))
 
-    @property
-    def in_horse(self) -> bool:
-        """Whether this process is the horse (the channel was opened by our parent)."""
-        return os.getpid() != self.parent_pid
-
     # -- the horse ---------------------------------------------------------------------
 
     # Plain try/except rather than contextlib.suppress in what the horse runs: that is three

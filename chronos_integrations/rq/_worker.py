@@ -4,7 +4,8 @@ Where each piece runs, for the forking `Worker`:
 
 - parent, before the fork: `fork_work_horse` opens a `HorseChannel` and notes what it knows
   of the run in a `HorsePlan` (ids, attempt, queue, worker, its context), a handful of
-  attribute stores, and wraps this job object's `perform` (an instance attribute). With
+  attribute stores, and sets this job object's `perform` (an instance attribute) to the
+  worker's `HorseCall`, armed with the plan and the job's own `perform`. With
   console capture on, one `ConsoleCapture` of the whole process is begun, paused, at the
   worker's first job and kept for the worker's life; each horse switches its copy on around
   the job.
@@ -16,10 +17,11 @@ Where each piece runs, for the forking `Worker`:
   returned, printed nothing and did not ask to be retried leaves a tuple of four values;
   anything else is concluded by a `RunCapture` made there (status, error with stack and
   snippet, output). When `perform_job` is done, that goes through the pipe.
-- parent, after the horse exited: `monitor_work_horse` removes `job.perform`, reads the pipe
-  and hands the report with the plan to the exporter, whose thread makes the event; a horse
-  that died without reporting (killed by a signal, by the OOM killer, or by RQ itself after
-  `job_timeout + 60 s`) is reported from what the parent knows.
+- parent, after the horse exited: `monitor_work_horse` removes `job.perform` (disarming the
+  `HorseCall`), reads the pipe and hands the report with the plan to the exporter, whose
+  thread makes the event; a horse that died without reporting (killed by a signal, by the
+  OOM killer, or by RQ itself after `job_timeout + 60 s`) is reported from what the parent
+  knows.
 
 Why so little per job: a forked horse copies every page it writes (in Python, touching an
 object writes its reference count), and the parent faults once on every page it writes after
@@ -127,6 +129,7 @@ class ChronosWorkerMixin:
     _chronos_channel: HorseChannel | None = None
     _chronos_state: mmap.mmap | None = None
     _chronos_deferred: Any = None
+    _chronos_call: HorseCall | None = None
     _chronos_disabled = False
     _chronos_killed: int | None = None
     _chronos_pipe_size: int = 0
@@ -249,13 +252,22 @@ class ChronosWorkerMixin:
                 logger.debug("chronos: cron registration failed: %s", error)
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
-        self._chronos_discard(job)  # a previous horse's, if it was never collected
+        if self._chronos_plan is not None:
+            self._chronos_discard(job)  # a previous horse's, never collected
         plan = None
-        setup = self._chronos()
+        # Read directly once set up: each function the worker calls per job is a page it
+        # writes (the code object's reference count) after every fork.
+        setup = self._chronos_setup
+        if setup is None and not self._chronos_disabled:
+            setup = self._chronos()
         if setup is not None:
             try:
                 plan = self._chronos_plan_for(job, queue, setup)
-                job.perform = _horse_perform(job.perform, plan, job)
+                call = self._chronos_call
+                if call is None:
+                    call = self._chronos_call = HorseCall()
+                call.arm(job.perform, plan, job)
+                job.perform = call
             except Exception:
                 logger.warning("chronos: could not prepare job %r", job.id, exc_info=True)
                 plan = None
@@ -361,7 +373,13 @@ class ChronosWorkerMixin:
         plan, self._chronos_plan = self._chronos_plan, None
         if plan is not None:
             plan.channel.drain()
-            vars(job).pop("perform", None)
+            self._chronos_unwrap(job)
+
+    def _chronos_unwrap(self, job: Any) -> None:
+        vars(job).pop("perform", None)
+        call = self._chronos_call
+        if call is not None:
+            call.disarm()
 
     def _chronos_collect(self, job: Any, queue: Any) -> None:
         plan, self._chronos_plan = self._chronos_plan, None
@@ -370,7 +388,7 @@ class ChronosWorkerMixin:
         if plan is None or setup is None:
             return
         try:
-            vars(job).pop("perform", None)
+            self._chronos_unwrap(job)
             if plan.state[1] == CAPTURE_LOADED:
                 _load_capture()  # for the next horses to inherit
             state = plan.state[0]
@@ -456,8 +474,10 @@ class ChronosWorkerMixin:
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
         plan = self._chronos_plan
-        if plan is not None and plan.channel.in_horse:
-            # A forked horse: the parent planned the run and wrapped `job.perform`.
+        # In a horse when the channel was opened by another process (its parent). No helper of
+        # the channel's: each function a horse calls is a page or two it copies.
+        if plan is not None and getpid() != plan.channel.parent_pid:
+            # A forked horse: the parent planned the run and armed `job.perform`.
             try:
                 return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
             finally:
@@ -556,15 +576,40 @@ def _timed_perform(perform: Callable[[], Any], run: RunCapture, job: Any) -> Cal
     return timed
 
 
-def _horse_perform(perform: Callable[[], Any], plan: HorsePlan, job: Any) -> Callable[[], Any]:
-    """`job.perform` timed in a forked horse, its outcome noted in `plan`.
+class HorseCall:
+    """What a forked horse calls as `job.perform`: the job timed, its outcome noted in the
+    plan. One per worker, armed by the parent for each job (`arm`) and disarmed once the horse
+    has exited (`disarm`).
+
+    Not a closure made per job: a new function refers to its code, its module's globals and
+    builtins, its names and its module's name, long-lived objects whose reference counts the
+    worker would write when making it, before the fork, and again when freeing it, after the
+    horse's exit (a page each time, see the module's docstring). Arming writes three slots of
+    this long-lived object, which the horse reads.
 
     The common outcome (returned, printed nothing, no `Retry`) costs two clock readings on
     each side of the job, a pid and a tuple: every object the horse touches is a page it
     copies. Anything else is concluded by a `RunCapture` made here (`_conclude`).
     """
 
-    def timed() -> Any:
+    __slots__ = ("job", "perform", "plan")
+
+    def __init__(self) -> None:
+        # Unset (None) only while no horse can call it: `job.perform` is ours only while armed.
+        self.perform: Any = None
+        self.plan: Any = None
+        self.job: Any = None
+
+    def arm(self, perform: Callable[[], Any], plan: HorsePlan, job: Any) -> None:
+        self.perform, self.plan, self.job = perform, plan, job
+
+    def disarm(self) -> None:
+        self.perform = self.plan = self.job = None
+
+    def __call__(self) -> Any:
+        perform: Callable[[], Any] = self.perform
+        plan: HorsePlan = self.plan
+        job = self.job
         console = plan.console
         if console is not None:
             console.paused = False
@@ -602,8 +647,6 @@ def _horse_perform(perform: Callable[[], Any], plan: HorsePlan, job: Any) -> Cal
         else:
             _conclude(plan, job, wall, start, end, _success_status(result))
         return result
-
-    return timed
 
 
 def _conclude(

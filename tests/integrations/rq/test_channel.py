@@ -185,10 +185,11 @@ def test_a_run_with_an_invalid_id_fails_to_encode_as_it_fails_to_build() -> None
 def test_a_plain_success_is_written_by_the_horse_as_the_job_returns() -> None:
     # No call of ours between the job's return and the write (each would cost the horse page
     # copies); `perform_job` then has nothing left to send.
-    from chronos_integrations.rq._worker import _horse_perform
+    from chronos_integrations.rq._worker import HorseCall
 
     plan = _plan()
-    timed = _horse_perform(lambda: 42, plan, job=object())
+    timed = HorseCall()
+    timed.arm(lambda: 42, plan, object())
     assert timed() == 42
     assert plan.sent
     assert plan.outcome is not None
