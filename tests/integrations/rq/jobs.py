@@ -95,4 +95,8 @@ class ChattyParentWorker(ChronosWorker):
         try:
             return super().monitor_work_horse(job, queue, *args, **kwargs)
         finally:
-            print(f"parent: collected {job.id}", file=sys.stderr)
+            # Once collected, the job object is the parent's own again and the worker's
+            # `HorseCall` holds nothing of it (it would keep the last job alive).
+            call = self._chronos_call
+            released = "perform" not in vars(job) and (call is None or call.job is None)
+            print(f"parent: collected {job.id}, released: {released}", file=sys.stderr)

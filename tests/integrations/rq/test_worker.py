@@ -89,6 +89,8 @@ def test_what_the_parent_prints_is_no_jobs_output(
     done = run_worker(live_server, queue_name, worker_class=f"{JOBS}.ChattyParentWorker")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("parent: forking for") == 4
+    # And after each horse, the parent's job object no longer holds the armed `HorseCall`.
+    assert done.stderr.count("released: True") == 4, done.stderr[-3000:]
     found = live_server.wait_for_executions(f"{JOBS}.chatty", 3)
     assert sorted(e.stdout or "" for e in found) == [f"processing {n}\n" for n in range(3)]
     assert {e.stderr for e in found} == {"careful\n"}
